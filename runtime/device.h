@@ -1,0 +1,79 @@
+// Device: where kernels run and tensors live. A device owns an allocator for its
+// memory, copies tensors between host memory and its own, and orders its work
+// (CPU work is synchronous; a CUDA device has a stream per executor and
+// Synchronize() waits for it). Kernels reach device-specific resources through
+// the concrete device (e.g. CpuDevice::eigen_device()).
+//
+// Thread safety: every method may be called concurrently.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "graph/allocator.h"
+#include "graph/tensor.h"
+#include "unsupported/Eigen/CXX11/Tensor"
+
+
+namespace gradserve {
+
+// Kernel registry key: the kind of device.
+inline constexpr absl::string_view kDeviceCpu = "CPU";
+inline constexpr absl::string_view kDeviceCuda = "CUDA";
+
+class Device {
+ public:
+  virtual ~Device() = default;
+
+  // "cpu:0", "cuda:1", ...
+  const std::string& name() const { return name_; }
+  // kDeviceCpu or kDeviceCuda.
+  absl::string_view type() const { return type_; }
+
+  virtual Allocator* allocator() = 0;
+  // Copies `src` (host memory) into a new tensor in this device's memory.
+  virtual absl::StatusOr<Tensor> CopyFromHost(const Tensor& src) = 0;
+  // Copies `src` (this device's memory) into a new host tensor.
+  virtual absl::StatusOr<Tensor> CopyToHost(const Tensor& src) = 0;
+  // Waits for all work queued on this device.
+  virtual absl::Status Synchronize() = 0;
+  // Threads a kernel may use for one op (intra-op parallelism).
+  virtual int intra_op_threads() const = 0;
+
+ protected:
+  Device(std::string name, absl::string_view type) : name_(std::move(name)), type_(type) {}
+
+ private:
+  std::string name_;
+  absl::string_view type_;
+};
+
+// The host CPU: host memory, and an Eigen thread pool for intra-op parallelism.
+class CpuDevice final : public Device {
+ public:
+  struct Options {
+    std::string name = "cpu:0";
+    // Threads per op; 0 = the number of hardware threads.
+    int intra_op_threads = 0;
+  };
+  static absl::StatusOr<std::unique_ptr<CpuDevice>> Create(const Options& options);
+  ~CpuDevice() override;
+
+  Allocator* allocator() override { return HostAllocator(); }
+  absl::StatusOr<Tensor> CopyFromHost(const Tensor& src) override { return src; }
+  absl::StatusOr<Tensor> CopyToHost(const Tensor& src) override { return src; }
+  absl::Status Synchronize() override { return absl::OkStatus(); }
+  int intra_op_threads() const override { return threads_; }
+
+  // The Eigen device kernels evaluate tensor expressions on.
+  const Eigen::ThreadPoolDevice& eigen_device() const { return *eigen_device_; }
+
+ private:
+  CpuDevice(std::string name, int threads);
+  int threads_;
+  std::unique_ptr<Eigen::ThreadPool> pool_;
+  std::unique_ptr<Eigen::ThreadPoolDevice> eigen_device_;
+};
+
+}  // namespace gradserve

@@ -1,0 +1,59 @@
+// Executor: the worker's half of a run. Built once per ExecutionPlan (kernels are
+// instantiated here), then Run() many times, concurrently.
+//
+// Note [Dataflow scheduling]: a node becomes ready when all its data and control
+// inputs are done. The thread that finishes a node runs one of the nodes it made
+// ready itself; further ready nodes that are expensive go to the inter-op pool,
+// cheap ones stay on the same thread. So a chain of small ops runs on the calling
+// thread with no hand-off (Session::Run overhead stays in the microseconds), and
+// independent heavy branches run in parallel. On the first error no new node is
+// started; Run() waits for the nodes in flight and returns the error, prefixed
+// with the failing node's name.
+//
+// Tensors are released as soon as their last consumer has run.
+#pragma once
+
+#include <memory>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "runtime/kernel.h"
+#include "runtime/master.h"
+
+
+namespace gradserve {
+
+class Executor {
+ public:
+  struct Options {
+    // Runs expensive ready nodes in parallel; nullptr = everything inline.
+    Eigen::ThreadPool* inter_op_pool = nullptr;
+    ResourceMgr* resources = nullptr;  // required
+  };
+
+  static absl::StatusOr<std::unique_ptr<Executor>> Create(const ExecutionPlan& plan,
+                                                          const Options& options);
+  ~Executor();
+
+  // `feeds` in the plan's feed order; fills `fetches` in the plan's fetch order.
+  // Thread-safe.
+  absl::Status Run(const std::vector<Tensor>& feeds, std::vector<Tensor>* fetches) const;
+
+ private:
+  struct Item;
+  struct RunState;
+  Executor() = default;
+  void RunFrom(RunState* state, int first) const;
+  absl::Status Process(RunState* state, int item, absl::InlinedVector<int, 8>* ready) const;
+
+  Options options_;
+  std::vector<Item> items_;
+  std::vector<int> roots_;
+  int num_slots_ = 0;
+  std::vector<int> slot_uses_;  // consumers of each slot (+1 if fetched or fed)
+  std::vector<int> feed_slots_;
+  std::vector<int> fetch_slots_;
+  std::vector<bool> slot_fed_;
+};
+
+}  // namespace gradserve

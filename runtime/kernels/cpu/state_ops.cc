@@ -1,0 +1,121 @@
+// CPU kernels for resource variables (graph/ops/state_ops.cc).
+#include "absl/strings/str_cat.h"
+#include "graph/status.h"
+#include "runtime/kernels/cpu/cwise.h"
+
+namespace gradserve {
+
+// A resource tensor holds the address of a Var owned by the session's ResourceMgr
+// (which outlives every run), so handles stay valid for the whole run.
+absl::StatusOr<Var*> VarFromHandle(const Tensor& handle) {
+  if (handle.dtype() != DType::kResource || handle.num_elements() != 1) {
+    return absl::InvalidArgumentError("expected a scalar resource handle");
+  }
+  return *handle.data<Var*>();
+}
+
+namespace {
+
+class VarHandleOpKernel final : public OpKernel {
+ public:
+  explicit VarHandleOpKernel(const Node& node) : OpKernel(node) {
+    absl::StatusOr<std::string> shared = node.GetAttr<std::string>("shared_name");
+    name_ = shared.ok() && !shared->empty() ? *shared : node.name();
+    dtype_ = node.GetAttr<DType>("dtype").value_or(DType::kInvalid);
+    shape_ = node.GetAttr<Shape>("shape").value_or(Shape::UnknownRank());
+  }
+  bool IsExpensive() const override { return false; }
+  absl::Status Compute(OpKernelContext& ctx) const override {
+    GS_ASSIGN_OR_RETURN(Var * var, ctx.resources()->LookupOrCreate(name_, dtype_, shape_));
+    Tensor* out = ctx.allocate_output(0, Shape{}, DType::kResource);
+    *out->data<Var*>() = var;
+    return absl::OkStatus();
+  }
+
+ private:
+  std::string name_;
+  DType dtype_;
+  Shape shape_;
+};
+
+class ReadVariableOpKernel final : public OpKernel {
+ public:
+  using OpKernel::OpKernel;
+  bool IsExpensive() const override { return false; }
+  absl::Status Compute(OpKernelContext& ctx) const override {
+    GS_ASSIGN_OR_RETURN(Var * var, VarFromHandle(ctx.input(0)));
+    absl::StatusOr<Tensor> value = var->Read();
+    if (!value.ok()) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "variable '", node().input(0).node->name(),
+          "' was read before it was initialized (restore a checkpoint or run its initializer)"));
+    }
+    ctx.set_output(0, *std::move(value));
+    return absl::OkStatus();
+  }
+};
+
+class AssignVariableOpKernel final : public OpKernel {
+ public:
+  using OpKernel::OpKernel;
+  bool IsExpensive() const override { return false; }
+  absl::Status Compute(OpKernelContext& ctx) const override {
+    GS_ASSIGN_OR_RETURN(Var * var, VarFromHandle(ctx.input(0)));
+    // Copy: the fed or computed value may be shared with a fetch or a feed.
+    const Tensor& value = ctx.input(1);
+    return var->Assign(value.RefCountIsOne() ? value : value.DeepCopy());
+  }
+};
+
+// AssignAdd (sign +1) and AssignSub (sign -1), in place under the variable's lock.
+template <typename T, int kSign>
+class AssignUpdateKernel final : public OpKernel {
+ public:
+  using OpKernel::OpKernel;
+  absl::Status Compute(OpKernelContext& ctx) const override {
+    GS_ASSIGN_OR_RETURN(Var * var, VarFromHandle(ctx.input(0)));
+    const Tensor& delta = ctx.input(1);
+    return var->Update([&](Tensor& value) -> absl::Status {
+      if (value.shape() != delta.shape()) {
+        return absl::InvalidArgumentError(absl::StrCat("update of shape ",
+                                                       delta.shape().DebugString(),
+                                                       " for a variable of shape ",
+                                                       value.shape().DebugString()));
+      }
+      if constexpr (kSign > 0) {
+        value.flat<T>().device(EigenCpu(ctx)) += delta.flat<T>();
+      } else {
+        value.flat<T>().device(EigenCpu(ctx)) -= delta.flat<T>();
+      }
+      return absl::OkStatus();
+    });
+  }
+};
+template <typename T> using AssignAddKernel = AssignUpdateKernel<T, 1>;
+template <typename T> using AssignSubKernel = AssignUpdateKernel<T, -1>;
+
+class VarIsInitializedOpKernel final : public OpKernel {
+ public:
+  using OpKernel::OpKernel;
+  bool IsExpensive() const override { return false; }
+  absl::Status Compute(OpKernelContext& ctx) const override {
+    GS_ASSIGN_OR_RETURN(Var * var, VarFromHandle(ctx.input(0)));
+    ctx.allocate_output(0, Shape{}, DType::kBool)->scalar<bool>() = var->initialized();
+    return absl::OkStatus();
+  }
+};
+
+}  // namespace
+
+absl::Status RegisterCpuStateKernels(KernelRegistry& r) {
+  GS_RETURN_IF_ERROR(RegisterUntyped<VarHandleOpKernel>(r, "VarHandleOp"));
+  GS_RETURN_IF_ERROR(RegisterUntyped<ReadVariableOpKernel>(r, "ReadVariableOp"));
+  GS_RETURN_IF_ERROR(RegisterUntyped<AssignVariableOpKernel>(r, "AssignVariableOp"));
+  GS_RETURN_IF_ERROR(RegisterUntyped<VarIsInitializedOpKernel>(r, "VarIsInitializedOp"));
+  using Types = TypeList<float, double, half, bfloat16, int32_t, int64_t>;
+  GS_RETURN_IF_ERROR(RegisterKernelClass<AssignAddKernel>(r, "AssignAddVariableOp", Types{}, "dtype"));
+  GS_RETURN_IF_ERROR(RegisterKernelClass<AssignSubKernel>(r, "AssignSubVariableOp", Types{}, "dtype"));
+  return absl::OkStatus();
+}
+
+}  // namespace gradserve

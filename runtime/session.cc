@@ -1,0 +1,95 @@
+#include "runtime/session.h"
+
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "graph/status.h"
+#include "unsupported/Eigen/CXX11/ThreadPool"
+
+namespace gradserve {
+
+Session::~Session() = default;
+
+absl::StatusOr<std::unique_ptr<Session>> Session::Create(const GraphDef& graph_def,
+                                                         const SessionOptions& options) {
+  GS_ASSIGN_OR_RETURN(std::unique_ptr<Graph> graph, Graph::FromGraphDef(graph_def));
+  return Create(std::move(graph), options);
+}
+
+absl::StatusOr<std::unique_ptr<Session>> Session::Create(std::unique_ptr<Graph> graph,
+                                                         const SessionOptions& options) {
+  if (options.inter_op_threads < 0 || options.intra_op_threads < 0) {
+    return absl::InvalidArgumentError("thread counts must be >= 0");
+  }
+  std::unique_ptr<Session> session(new Session);
+  session->graph_ = std::move(graph);
+  GS_ASSIGN_OR_RETURN(std::unique_ptr<CpuDevice> cpu,
+                      CpuDevice::Create({.intra_op_threads = options.intra_op_threads}));
+  session->devices_.Add(std::move(cpu));
+  int inter = options.inter_op_threads;
+  if (inter == 0) inter = std::max(1u, std::thread::hardware_concurrency());
+  if (inter > 1) session->inter_op_pool_ = std::make_unique<Eigen::ThreadPool>(inter);
+  return session;
+}
+
+absl::StatusOr<std::shared_ptr<const Executor>> Session::GetExecutor(
+    const FeedList& feeds, const std::vector<std::string>& fetches,
+    const std::vector<std::string>& targets) {
+  std::string key;
+  for (const auto& [name, t] : feeds) absl::StrAppend(&key, name, ",");
+  key += "|";
+  for (const auto& name : fetches) absl::StrAppend(&key, name, ",");
+  key += "|";
+  for (const auto& name : targets) absl::StrAppend(&key, name, ",");
+
+  const CachedExecutor* cached = nullptr;
+  {
+    absl::ReaderMutexLock lock(&mu_);
+    auto it = executors_.find(key);
+    if (it != executors_.end()) cached = &it->second;
+  }
+  if (cached == nullptr) {
+    RunSignature sig{.fetches = fetches, .targets = targets};
+    for (const auto& [name, t] : feeds) sig.feeds.push_back(name);
+    GS_ASSIGN_OR_RETURN(ExecutionPlan plan, BuildExecutionPlan(*graph_, devices_, sig));
+    GS_ASSIGN_OR_RETURN(std::unique_ptr<Executor> executor,
+                        Executor::Create(plan, {.inter_op_pool = inter_op_pool_.get(),
+                                                .resources = &resources_}));
+    absl::MutexLock lock(&mu_);
+    // Another thread may have built the same one meanwhile; keep the first.
+    auto [it, inserted] = executors_.try_emplace(
+        key, CachedExecutor{std::shared_ptr<const Executor>(std::move(executor)), plan.feeds});
+    cached = &it->second;
+  }
+  // Validate feeds against what the graph declares.
+  for (size_t i = 0; i < feeds.size(); ++i) {
+    const NodeOut& out = cached->feeds[i];
+    const Tensor& t = feeds[i].second;
+    if (t.dtype() != out.node->output_type(out.index)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "feed '", feeds[i].first, "' is ", DTypeName(t.dtype()), " but the graph expects ",
+          DTypeName(out.node->output_type(out.index))));
+    }
+    const Shape& want = out.node->output_shape(out.index);
+    if (!want.IsCompatibleWith(t.shape())) {
+      return absl::InvalidArgumentError(absl::StrCat("feed '", feeds[i].first, "' has shape ",
+                                                     t.shape().DebugString(),
+                                                     " but the graph expects ",
+                                                     want.DebugString()));
+    }
+  }
+  return cached->executor;
+}
+
+absl::Status Session::Run(const FeedList& feeds, const std::vector<std::string>& fetches,
+                          const std::vector<std::string>& targets,
+                          std::vector<Tensor>* outputs) {
+  GS_ASSIGN_OR_RETURN(std::shared_ptr<const Executor> executor,
+                      GetExecutor(feeds, fetches, targets));
+  std::vector<Tensor> feed_values;
+  feed_values.reserve(feeds.size());
+  for (const auto& [name, t] : feeds) feed_values.push_back(t);
+  return executor->Run(feed_values, outputs);
+}
+
+}  // namespace gradserve
