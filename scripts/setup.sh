@@ -15,7 +15,8 @@ DEB_PACKAGES=(
   libprotobuf-dev protobuf-compiler
   libabsl-dev
   libeigen3-dev
-  libdnnl-dev
+  libdnnl-dev zlib1g-dev
+  libboost-program-options-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   python3-venv
 )

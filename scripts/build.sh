@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Configures and builds gradserve into build/ (Release, Ninja, ccache).
+#   scripts/build.sh [extra cmake args...]
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+BUILD="${GRADSERVE_BUILD_DIR:-$ROOT/build}"
+JOBS="${GRADSERVE_JOBS:-$(nproc)}"
+
+# A fresh clone in another folder must still hit the compiler cache.
+export CCACHE_BASEDIR="${CCACHE_BASEDIR:-$(dirname "$ROOT")}"
+export CCACHE_NOHASHDIR=1
+export CCACHE_MAXSIZE="${CCACHE_MAXSIZE:-5G}"
+
+cmake -S "$ROOT" -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release "$@" >/dev/null
+cmake --build "$BUILD" -j "$JOBS"
