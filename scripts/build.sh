@@ -11,5 +11,7 @@ export CCACHE_BASEDIR="${CCACHE_BASEDIR:-$(dirname "$ROOT")}"
 export CCACHE_NOHASHDIR=1
 export CCACHE_MAXSIZE="${CCACHE_MAXSIZE:-5G}"
 
-cmake -S "$ROOT" -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release "$@" >/dev/null
+VENV="${GRADSERVE_VENV:-$ROOT/.venv}"
+cmake -S "$ROOT" -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release \
+  -DGRADSERVE_PYTHON="$VENV/bin/python" "$@" >/dev/null
 cmake --build "$BUILD" -j "$JOBS"

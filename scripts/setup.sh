@@ -11,7 +11,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="${GRADSERVE_VENV:-$ROOT/.venv}"
 
 DEB_PACKAGES=(
-  build-essential cmake ninja-build ccache pkg-config git
+  build-essential cmake ninja-build ccache pkg-config git clang
   libprotobuf-dev protobuf-compiler
   libabsl-dev
   libeigen3-dev
