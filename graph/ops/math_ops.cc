@@ -1,11 +1,42 @@
 // Math ops: element-wise arithmetic with NumPy broadcasting, comparisons, Cast,
-// and matrix products.
+// and matrix products. Names, arguments, attrs and defaults are TensorFlow's.
 #include "graph/op_def.h"
 #include "graph/shape_inference.h"
 #include "graph/status.h"
 
 namespace gradserve {
 namespace {
+
+// FloatTypes plus the signed integers: what TensorFlow's CPU kernels cover for
+// Neg, Abs and Square.
+const std::vector<DType>& SignedNumberTypes() {
+  static const std::vector<DType> types = {DType::kHalf,   DType::kBFloat16, DType::kFloat,
+                                           DType::kDouble, DType::kInt8,     DType::kInt16,
+                                           DType::kInt32,  DType::kInt64};
+  return types;
+}
+
+// The dtypes with a matrix-product kernel (Gemm).
+const std::vector<DType>& MatMulTypes() {
+  static const std::vector<DType> types = {DType::kHalf,   DType::kBFloat16, DType::kFloat,
+                                           DType::kDouble, DType::kInt32,    DType::kInt64};
+  return types;
+}
+
+// Equal with incompatible_shape_error=false yields a scalar `false` for shapes
+// that cannot broadcast, instead of failing; so the output shape is only known
+// once both input shapes are.
+absl::Status EqualShape(InferenceContext& c) {
+  GS_ASSIGN_OR_RETURN(bool strict, c.GetAttr<bool>("incompatible_shape_error"));
+  if (strict) return shape_fn::BroadcastBinary(c);
+  if (!c.input(0).IsFullyDefined() || !c.input(1).IsFullyDefined()) {
+    c.set_output(0, Shape::UnknownRank());
+    return absl::OkStatus();
+  }
+  absl::StatusOr<Shape> out = BroadcastShapes(c.input(0), c.input(1));
+  c.set_output(0, out.ok() ? *std::move(out) : Shape{});
+  return absl::OkStatus();
+}
 
 absl::Status MatMulShape(InferenceContext& c) {
   GS_ASSIGN_OR_RETURN(Shape a, c.WithRank(0, 2));
@@ -22,30 +53,114 @@ absl::Status MatMulShape(InferenceContext& c) {
   return absl::OkStatus();
 }
 
+// [..., m, k] x [..., k, n] -> broadcast(...) + [m, n]; adj_* swap the last two dims.
+absl::Status BatchMatMulShape(InferenceContext& c) {
+  GS_ASSIGN_OR_RETURN(Shape a, c.WithRankAtLeast(0, 2));
+  GS_ASSIGN_OR_RETURN(Shape b, c.WithRankAtLeast(1, 2));
+  GS_ASSIGN_OR_RETURN(bool adj_x, c.GetAttr<bool>("adj_x"));
+  GS_ASSIGN_OR_RETURN(bool adj_y, c.GetAttr<bool>("adj_y"));
+  if (a.unknown_rank() || b.unknown_rank()) {
+    c.set_output(0, Shape::UnknownRank());
+    return absl::OkStatus();
+  }
+  const int ra = a.rank(), rb = b.rank();
+  const int64_t m = a.dim(adj_x ? ra - 1 : ra - 2), ka = a.dim(adj_x ? ra - 2 : ra - 1);
+  const int64_t kb = b.dim(adj_y ? rb - 1 : rb - 2), n = b.dim(adj_y ? rb - 2 : rb - 1);
+  if (ka >= 0 && kb >= 0 && ka != kb) {
+    return c.Error("inner dimensions differ: x is ", a.DebugString(), (adj_x ? " (adjoint)" : ""),
+                   ", y is ", b.DebugString(), (adj_y ? " (adjoint)" : ""));
+  }
+  absl::StatusOr<Shape> batch =
+      BroadcastShapes(Shape(a.dims().subspan(0, ra - 2)), Shape(b.dims().subspan(0, rb - 2)));
+  if (!batch.ok()) return c.Error("batch dimensions: ", batch.status().message());
+  batch->AddDim(m);
+  batch->AddDim(n);
+  c.set_output(0, *std::move(batch));
+  return absl::OkStatus();
+}
+
+absl::Status RegisterBinary(OpRegistry& r, const char* op, const std::vector<DType>& types,
+                            std::optional<DType> out = std::nullopt) {
+  OpDefBuilder b(op);
+  b.Input("x", "T").Input("y", "T");
+  if (out) {
+    b.Output("z", *out);
+  } else {
+    b.Output("z", "T");
+  }
+  return r.Register(b.TypeAttr("T", types).SetShapeFn(shape_fn::BroadcastBinary));
+}
+
+absl::Status RegisterUnary(OpRegistry& r, const char* op, const std::vector<DType>& types) {
+  return r.Register(OpDefBuilder(op)
+                        .Input("x", "T")
+                        .Output("y", "T")
+                        .TypeAttr("T", types)
+                        .SetShapeFn(shape_fn::Unchanged));
+}
+
 }  // namespace
 
 absl::Status RegisterMathOps(OpRegistry& r) {
-  for (const char* op : {"Add", "AddV2"}) {
-    GS_RETURN_IF_ERROR(r.Register(OpDefBuilder(op)
-                                      .Input("x", "T")
-                                      .Input("y", "T")
-                                      .Output("z", "T")
-                                      .TypeAttr("T", RealNumberTypes())
-                                      .SetShapeFn(shape_fn::BroadcastBinary)));
+  for (const char* op : {"Add", "AddV2", "Sub", "Mul", "Maximum", "Minimum"}) {
+    GS_RETURN_IF_ERROR(RegisterBinary(r, op, RealNumberTypes()));
   }
-  GS_RETURN_IF_ERROR(r.Register(
-      OpDefBuilder("MatMul")
-          .Input("a", "T")
-          .Input("b", "T")
-          .Output("product", "T")
-          .Attr("transpose_a", false)
-          .Attr("transpose_b", false)
-          // TensorFlow >= 2.15 writes these hints; they do not change the result.
-          .Attr("grad_a", false)
-          .Attr("grad_b", false)
-          .TypeAttr("T", {DType::kHalf, DType::kBFloat16, DType::kFloat, DType::kDouble,
-                          DType::kInt32, DType::kInt64})
-          .SetShapeFn(MatMulShape)));
+  GS_RETURN_IF_ERROR(RegisterBinary(r, "RealDiv", FloatTypes()));
+  GS_RETURN_IF_ERROR(RegisterBinary(r, "Pow",
+                                    {DType::kHalf, DType::kBFloat16, DType::kFloat, DType::kDouble,
+                                     DType::kInt32, DType::kInt64}));
+  for (const char* op : {"Less", "Greater"}) {
+    GS_RETURN_IF_ERROR(RegisterBinary(r, op, RealNumberTypes(), DType::kBool));
+  }
+  GS_RETURN_IF_ERROR(r.Register(OpDefBuilder("Equal")
+                                    .Input("x", "T")
+                                    .Input("y", "T")
+                                    .Output("z", DType::kBool)
+                                    .TypeAttr("T", AllTypes())
+                                    .Attr("incompatible_shape_error", true)
+                                    .SetShapeFn(EqualShape)));
+  GS_RETURN_IF_ERROR(r.Register(OpDefBuilder("LogicalAnd")
+                                    .Input("x", DType::kBool)
+                                    .Input("y", DType::kBool)
+                                    .Output("z", DType::kBool)
+                                    .SetShapeFn(shape_fn::BroadcastBinary)));
+
+  for (const char* op : {"Neg", "Abs", "Square"}) {
+    GS_RETURN_IF_ERROR(RegisterUnary(r, op, SignedNumberTypes()));
+  }
+  for (const char* op : {"Exp", "Log", "Sqrt", "Rsqrt"}) {
+    GS_RETURN_IF_ERROR(RegisterUnary(r, op, FloatTypes()));
+  }
+  GS_RETURN_IF_ERROR(r.Register(OpDefBuilder("Cast")
+                                    .Input("x", "SrcT")
+                                    .Output("y", "DstT")
+                                    .TypeAttr("SrcT", AllTypes())
+                                    .TypeAttr("DstT", AllTypes())
+                                    .Attr("Truncate", false)
+                                    .SetShapeFn(shape_fn::Unchanged)));
+
+  GS_RETURN_IF_ERROR(r.Register(OpDefBuilder("MatMul")
+                                    .Input("a", "T")
+                                    .Input("b", "T")
+                                    .Output("product", "T")
+                                    .Attr("transpose_a", false)
+                                    .Attr("transpose_b", false)
+                                    // TensorFlow >= 2.15 writes these hints; they do
+                                    // not change the result.
+                                    .Attr("grad_a", false)
+                                    .Attr("grad_b", false)
+                                    .TypeAttr("T", MatMulTypes())
+                                    .SetShapeFn(MatMulShape)));
+  GS_RETURN_IF_ERROR(r.Register(OpDefBuilder("BatchMatMulV2")
+                                    .Input("x", "T")
+                                    .Input("y", "T")
+                                    .Output("output", "T")
+                                    .Attr("adj_x", false)
+                                    .Attr("adj_y", false)
+                                    .Attr("grad_x", false)
+                                    .Attr("grad_y", false)
+                                    .TypeAttr("T", MatMulTypes())
+                                    .SetShapeFn(BatchMatMulShape)));
   return absl::OkStatus();
 }
 

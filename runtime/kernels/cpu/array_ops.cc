@@ -1,9 +1,94 @@
-// CPU kernels for array ops (graph/ops/array_ops.cc).
+// CPU kernels for array ops (graph/ops/array_ops.cc): sources, identities, the
+// metadata ops that only relabel a buffer (Reshape, Squeeze, ExpandDims, Shape) and
+// the fills; the shared helpers of runtime/kernels/cpu/array_kernels.h.
+#include <cstring>
+
 #include "absl/strings/str_cat.h"
 #include "graph/status.h"
-#include "runtime/kernels/cpu/cwise.h"
+#include "runtime/kernels/cpu/array_kernels.h"
 
 namespace gradserve {
+
+std::vector<int64_t> ReadInts(const Tensor& t) {
+  std::vector<int64_t> out(t.num_elements());
+  (void)DispatchIndexType(t.dtype(), [&]<typename I>() -> absl::Status {
+    const I* p = t.data<I>();
+    for (int64_t i = 0; i < t.num_elements(); ++i) out[i] = static_cast<int64_t>(p[i]);
+    return absl::OkStatus();
+  });
+  return out;
+}
+
+std::vector<int64_t> DenseStrides(absl::Span<const int64_t> dims) {
+  std::vector<int64_t> s(dims.size(), 1);
+  for (int i = static_cast<int>(dims.size()) - 2; i >= 0; --i) s[i] = s[i + 1] * dims[i + 1];
+  return s;
+}
+
+namespace {
+
+template <typename U>
+void CopyStridedT(const U* src, U* dst, absl::Span<const int64_t> dims,
+                  absl::Span<const int64_t> src_strides, absl::Span<const int64_t> dst_strides) {
+  const int rank = static_cast<int>(dims.size());
+  if (rank == 0) {
+    *dst = *src;
+    return;
+  }
+  for (int64_t d : dims) {
+    if (d == 0) return;
+  }
+  const int last = rank - 1;
+  const int64_t n = dims[last], ss = src_strides[last], ds = dst_strides[last];
+  std::vector<int64_t> idx(rank, 0);
+  int64_t so = 0, dof = 0;
+  while (true) {
+    if (ss == 1 && ds == 1) {
+      std::memcpy(dst + dof, src + so, n * sizeof(U));
+    } else {
+      for (int64_t k = 0; k < n; ++k) dst[dof + k * ds] = src[so + k * ss];
+    }
+    // Advance the index over the outer dimensions, odometer style.
+    int j = last - 1;
+    for (; j >= 0; --j) {
+      ++idx[j];
+      so += src_strides[j];
+      dof += dst_strides[j];
+      if (idx[j] < dims[j]) break;
+      so -= src_strides[j] * dims[j];
+      dof -= dst_strides[j] * dims[j];
+      idx[j] = 0;
+    }
+    if (j < 0) return;
+  }
+}
+
+}  // namespace
+
+void CopyStrided(const void* src, void* dst, size_t element_size, absl::Span<const int64_t> dims,
+                 absl::Span<const int64_t> src_strides, absl::Span<const int64_t> dst_strides) {
+  auto copy = [&]<typename U>() {
+    CopyStridedT(static_cast<const U*>(src), static_cast<U*>(dst), dims, src_strides, dst_strides);
+  };
+  switch (element_size) {
+    case 1:
+      return copy.template operator()<uint8_t>();
+    case 2:
+      return copy.template operator()<uint16_t>();
+    case 4:
+      return copy.template operator()<uint32_t>();
+    default:
+      return copy.template operator()<uint64_t>();
+  }
+}
+
+void ParallelFor(const OpKernelContext& ctx, int64_t n, double bytes_per_unit,
+                 const std::function<void(int64_t, int64_t)>& fn) {
+  if (n <= 0) return;
+  EigenCpu(ctx).parallelFor(n, Eigen::TensorOpCost(bytes_per_unit / 2, bytes_per_unit / 2, 1),
+                            [&fn](Eigen::Index begin, Eigen::Index end) { fn(begin, end); });
+}
+
 namespace {
 
 class ConstKernel final : public OpKernel {
@@ -47,6 +132,118 @@ class NoOpKernel final : public OpKernel {
   absl::Status Compute(OpKernelContext&) const override { return absl::OkStatus(); }
 };
 
+// Output 0 = input 0's buffer under the shape `shape` (no copy).
+absl::Status Relabel(OpKernelContext& ctx, absl::StatusOr<Shape> shape) {
+  if (!shape.ok()) return shape.status();
+  GS_ASSIGN_OR_RETURN(Tensor out, ctx.input(0).Reshaped(*shape));
+  ctx.set_output(0, std::move(out));
+  return absl::OkStatus();
+}
+
+class ReshapeKernel final : public OpKernel {
+ public:
+  using OpKernel::OpKernel;
+  bool IsExpensive() const override { return false; }
+  absl::Status Compute(OpKernelContext& ctx) const override {
+    const Tensor& sizes = ctx.input(1);
+    return Relabel(ctx, array_shape::Reshape(ctx.input(0).shape(), sizes.shape(), ReadInts(sizes)));
+  }
+};
+
+class SqueezeKernel final : public OpKernel {
+ public:
+  explicit SqueezeKernel(const Node& node)
+      : OpKernel(node),
+        dims_(node.GetAttr<std::vector<int64_t>>("squeeze_dims").value_or(std::vector<int64_t>{})) {
+  }
+  bool IsExpensive() const override { return false; }
+  absl::Status Compute(OpKernelContext& ctx) const override {
+    return Relabel(ctx, array_shape::Squeeze(ctx.input(0).shape(), dims_));
+  }
+
+ private:
+  std::vector<int64_t> dims_;
+};
+
+class ExpandDimsKernel final : public OpKernel {
+ public:
+  using OpKernel::OpKernel;
+  bool IsExpensive() const override { return false; }
+  absl::Status Compute(OpKernelContext& ctx) const override {
+    const Tensor& dim = ctx.input(1);
+    return Relabel(ctx, array_shape::ExpandDims(ctx.input(0).shape(), dim.shape(), ReadInts(dim)));
+  }
+};
+
+class ShapeKernel final : public OpKernel {
+ public:
+  explicit ShapeKernel(const Node& node)
+      : OpKernel(node), out_type_(node.GetAttr<DType>("out_type").value_or(DType::kInt32)) {}
+  bool IsExpensive() const override { return false; }
+  absl::Status Compute(OpKernelContext& ctx) const override {
+    const Shape& in = ctx.input(0).shape();
+    Tensor* out = ctx.allocate_output(0, Shape{in.rank()}, out_type_);
+    for (int i = 0; i < in.rank(); ++i) {
+      if (out_type_ == DType::kInt64) {
+        out->data<int64_t>()[i] = in.dim(i);
+        continue;
+      }
+      if (in.dim(i) > INT32_MAX) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("Shape output type is 32-bit but dim ", i, " is ", in.dim(i)));
+      }
+      out->data<int32_t>()[i] = static_cast<int32_t>(in.dim(i));
+    }
+    return absl::OkStatus();
+  }
+
+ private:
+  DType out_type_;
+};
+
+// Sets every element of `out` to the element at `value` (one element of out's dtype).
+absl::Status FillWith(const OpKernelContext& ctx, const void* value, Tensor* out) {
+  if (out->num_elements() == 0) return absl::OkStatus();
+  return DispatchBySize(out->dtype(), [&]<typename U>() -> absl::Status {
+    U v;
+    std::memcpy(&v, value, sizeof(U));
+    out->flat<U>().device(EigenCpu(ctx)) = out->flat<U>().constant(v);
+    return absl::OkStatus();
+  });
+}
+
+class FillKernel final : public OpKernel {
+ public:
+  using OpKernel::OpKernel;
+  absl::Status Compute(OpKernelContext& ctx) const override {
+    const Tensor& dims = ctx.input(0);
+    const Tensor& value = ctx.input(1);
+    GS_ASSIGN_OR_RETURN(Shape shape,
+                        array_shape::Fill(dims.shape(), ReadInts(dims), value.shape()));
+    return FillWith(ctx, value.raw_data(), ctx.allocate_output(0, shape, value.dtype()));
+  }
+};
+
+// ZerosLike (one = false) and OnesLike (one = true).
+template <bool kOne>
+class FillLikeKernel final : public OpKernel {
+ public:
+  using OpKernel::OpKernel;
+  absl::Status Compute(OpKernelContext& ctx) const override {
+    const Tensor& x = ctx.input(0);
+    uint64_t pattern = 0;  // the bytes of one element: 0, or 1 of x's dtype
+    if (kOne) {
+      GS_RETURN_IF_ERROR(DispatchDType(x.dtype(), [&]<typename T>() -> absl::Status {
+        const T one = static_cast<T>(1);
+        std::memcpy(&pattern, &one, sizeof(T));
+        return absl::OkStatus();
+      }));
+    }
+    return FillWith(ctx, &pattern,
+                    ctx.forward_input_or_allocate_output(0, 0, x.shape(), x.dtype()));
+  }
+};
+
 }  // namespace
 
 absl::Status RegisterCpuArrayKernels(KernelRegistry& r) {
@@ -56,7 +253,16 @@ absl::Status RegisterCpuArrayKernels(KernelRegistry& r) {
     GS_RETURN_IF_ERROR(RegisterUntyped<ForwardKernel>(r, op));
   }
   GS_RETURN_IF_ERROR(RegisterUntyped<NoOpKernel>(r, "NoOp"));
-  return absl::OkStatus();
+  // Metadata ops never touch the elements, so they run for any dtype.
+  GS_RETURN_IF_ERROR(RegisterUntyped<ReshapeKernel>(r, "Reshape"));
+  GS_RETURN_IF_ERROR(RegisterUntyped<SqueezeKernel>(r, "Squeeze"));
+  GS_RETURN_IF_ERROR(RegisterUntyped<ExpandDimsKernel>(r, "ExpandDims"));
+  GS_RETURN_IF_ERROR(RegisterUntyped<ShapeKernel>(r, "Shape"));
+  GS_RETURN_IF_ERROR(RegisterForArrayTypes<FillKernel>(r, "Fill"));
+  GS_RETURN_IF_ERROR(RegisterForArrayTypes<FillLikeKernel<false>>(r, "ZerosLike"));
+  GS_RETURN_IF_ERROR(RegisterForArrayTypes<FillLikeKernel<true>>(r, "OnesLike"));
+  GS_RETURN_IF_ERROR(RegisterCpuSliceKernels(r));
+  return RegisterCpuGatherKernels(r);
 }
 
 }  // namespace gradserve

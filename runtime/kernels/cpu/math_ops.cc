@@ -1,15 +1,70 @@
-// CPU kernels for math ops (graph/ops/math_ops.cc).
+// CPU kernels for math ops (graph/ops/math_ops.cc): unary element-wise ops and
+// MatMul here; binary ops, comparisons, Cast and BatchMatMulV2 in the files
+// named below, split so each compiles in reasonable time.
 #include "absl/strings/str_cat.h"
 #include "graph/status.h"
 #include "runtime/kernels/cpu/cwise.h"
 #include "runtime/kernels/cpu/matmul.h"
 
 namespace gradserve {
+
+// Defined in cwise_ops_binary.cc, cwise_ops_compare.cc, cwise_ops_cast.cc and
+// batch_matmul.cc; registered from RegisterCpuMathKernels only.
+absl::Status RegisterCpuBinaryKernels(KernelRegistry& r);
+absl::Status RegisterCpuComparisonKernels(KernelRegistry& r);
+absl::Status RegisterCpuCastKernel(KernelRegistry& r);
+absl::Status RegisterCpuBatchMatMulKernel(KernelRegistry& r);
+
 namespace {
 
-struct AddFn {
-  template <typename A, typename B>
-  static auto Apply(const A& a, const B& b) { return a + b; }
+struct NegFn {
+  template <typename X>
+  static auto Apply(const X& x) {
+    return -x;
+  }
+};
+struct AbsFn {
+  template <typename X>
+  static auto Apply(const X& x) {
+    return x.abs();
+  }
+};
+struct ExpFn {
+  template <typename X>
+  static auto Apply(const X& x) {
+    return x.exp();
+  }
+};
+struct LogFn {
+  template <typename X>
+  static auto Apply(const X& x) {
+    return x.log();
+  }
+};
+struct SqrtFn {
+  template <typename X>
+  static auto Apply(const X& x) {
+    return x.sqrt();
+  }
+};
+struct RsqrtFn {
+  template <typename X>
+  static auto Apply(const X& x) {
+    return x.rsqrt();
+  }
+};
+struct SquareFn {
+  template <typename X>
+  static auto Apply(const X& x) {
+    return x.square();
+  }
+};
+
+// Unary<F>::Kernel is the kernel class template RegisterKernelClass expects.
+template <typename F>
+struct Unary {
+  template <typename T>
+  using Kernel = UnaryKernel<T, F>;
 };
 
 template <typename T>
@@ -32,8 +87,8 @@ class MatMulKernel final : public OpKernel {
     const int64_t kb = b.dim(transpose_b_ ? 1 : 0), n = b.dim(transpose_b_ ? 0 : 1);
     if (k != kb) {
       return absl::InvalidArgumentError(absl::StrCat(
-          "inner dimensions differ: ", a.shape().DebugString(), (transpose_a_ ? "^T" : ""),
-          " x ", b.shape().DebugString(), (transpose_b_ ? "^T" : "")));
+          "inner dimensions differ: ", a.shape().DebugString(), (transpose_a_ ? "^T" : ""), " x ",
+          b.shape().DebugString(), (transpose_b_ ? "^T" : "")));
     }
     Tensor* c = ctx.allocate_output(0, Shape{m, n}, DTypeOf<T>::value);
     return Gemm<T>(ctx, transpose_a_, transpose_b_, m, n, k, a.data<T>(), b.data<T>(),
@@ -44,16 +99,24 @@ class MatMulKernel final : public OpKernel {
   bool transpose_a_, transpose_b_;
 };
 
-template <typename T> using AddKernel = BinaryKernel<T, AddFn>;
-
 }  // namespace
 
 absl::Status RegisterCpuMathKernels(KernelRegistry& r) {
-  using Numeric = TypeList<float, double, half, bfloat16, int8_t, int16_t, int32_t, int64_t, uint8_t>;
-  GS_RETURN_IF_ERROR(RegisterKernelClass<AddKernel>(r, "Add", Numeric{}));
-  GS_RETURN_IF_ERROR(RegisterKernelClass<AddKernel>(r, "AddV2", Numeric{}));
+  using Floats = TypeList<float, double, half, bfloat16>;
+  using Signed = TypeList<float, double, half, bfloat16, int8_t, int16_t, int32_t, int64_t>;
+  GS_RETURN_IF_ERROR(RegisterKernelClass<Unary<NegFn>::Kernel>(r, "Neg", Signed{}));
+  GS_RETURN_IF_ERROR(RegisterKernelClass<Unary<AbsFn>::Kernel>(r, "Abs", Signed{}));
+  GS_RETURN_IF_ERROR(RegisterKernelClass<Unary<SquareFn>::Kernel>(r, "Square", Signed{}));
+  GS_RETURN_IF_ERROR(RegisterKernelClass<Unary<ExpFn>::Kernel>(r, "Exp", Floats{}));
+  GS_RETURN_IF_ERROR(RegisterKernelClass<Unary<LogFn>::Kernel>(r, "Log", Floats{}));
+  GS_RETURN_IF_ERROR(RegisterKernelClass<Unary<SqrtFn>::Kernel>(r, "Sqrt", Floats{}));
+  GS_RETURN_IF_ERROR(RegisterKernelClass<Unary<RsqrtFn>::Kernel>(r, "Rsqrt", Floats{}));
   GS_RETURN_IF_ERROR(RegisterKernelClass<MatMulKernel>(
       r, "MatMul", TypeList<float, double, half, bfloat16, int32_t, int64_t>{}));
+  GS_RETURN_IF_ERROR(RegisterCpuBinaryKernels(r));
+  GS_RETURN_IF_ERROR(RegisterCpuComparisonKernels(r));
+  GS_RETURN_IF_ERROR(RegisterCpuCastKernel(r));
+  GS_RETURN_IF_ERROR(RegisterCpuBatchMatMulKernel(r));
   return absl::OkStatus();
 }
 

@@ -2,6 +2,8 @@
 
 #include <omp.h>
 
+#include <algorithm>
+
 #include "absl/strings/str_cat.h"
 #include "oneapi/dnnl/dnnl.h"
 
@@ -10,6 +12,11 @@ namespace gradserve {
 template <typename T>
 absl::Status Gemm(const OpKernelContext& ctx, bool ta, bool tb, int64_t m, int64_t n, int64_t k,
                   const T* a, const T* b, T* c) {
+  if (m == 0 || n == 0) return absl::OkStatus();
+  if (k == 0) {  // an empty sum; don't rely on Eigen for empty contractions
+    std::fill(c, c + m * n, T(0));
+    return absl::OkStatus();
+  }
   using Map = Eigen::TensorMap<Eigen::Tensor<const T, 2, Eigen::RowMajor, Eigen::DenseIndex>>;
   Map am(a, ta ? k : m, ta ? m : k);
   Map bm(b, tb ? n : k, tb ? k : n);

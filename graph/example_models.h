@@ -1,0 +1,42 @@
+// The example models of configs/models/ (see configs/models/README.md), built
+// from code with the builder API so the tool that writes them
+// (tools/make_example_models.cc) and the tests build the same thing.
+//
+//   digits_mlp: pixels float[-1,64] -> dense1 (128, ReLU) -> dense2 (64, ReLU)
+//               -> dense3 (10) = logits -> Softmax = probabilities
+//   digits_cnn: images float[-1,8,8,1] -> conv 3x3 SAME 8 filters + bias, ReLU
+//               -> MaxPool 2x2 -> Reshape [-1,128] -> dense (10) = logits -> Softmax
+//
+// Signatures: serving_default (input pixels / images; outputs probabilities and
+// logits) and train (the same input plus labels int64[-1], label_keys
+// ["labels"], every variable trainable; its "loss" output waits for the loss
+// ops). Kernels are Glorot-uniform from `seed`, biases zero; the same seed gives
+// bit-identical models on every platform (no std distributions).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "graph/tensor.h"
+#include "proto/saved_model.pb.h"
+
+namespace gradserve {
+
+struct ExampleModel {
+  std::string name;  // "digits_mlp"
+  SavedModel proto;
+  std::vector<std::pair<std::string, Tensor>> variables;  // initial values
+};
+
+inline constexpr uint64_t kExampleModelSeed = 20240229;
+
+absl::StatusOr<ExampleModel> BuildDigitsMlp(uint64_t seed = kExampleModelSeed);
+absl::StatusOr<ExampleModel> BuildDigitsCnn(uint64_t seed = kExampleModelSeed);
+
+// Writes every example model as <out_dir>/<name>/1/ (a saved model).
+absl::Status WriteExampleModels(const std::string& out_dir, uint64_t seed = kExampleModelSeed);
+
+}  // namespace gradserve
