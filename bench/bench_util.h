@@ -1,6 +1,8 @@
 // Shared helpers for gradserve's benchmarks.
 #pragma once
 
+#include <cpuid.h>
+
 #include <chrono>
 #include <cstdint>
 #include <random>
@@ -33,8 +35,18 @@ inline double CpuGhz() {
   }();
   return ghz;
 }
-// FP32 FLOP per cycle per core on this machine kind (two 512-bit FMA pipes).
-inline constexpr double kFlopsPerCycle = 64.0;
+// FP32 FLOP per cycle per core: 2 FMA pipes x lanes x 2. AMD Zen 4 (family 0x19)
+// runs AVX-512 on 256-bit pipes (32); Zen 5 (family 0x1a) and AVX-512 Intel
+// cores have 512-bit pipes (64); AVX2-only cores have 32.
+inline double FlopsPerCycle() {
+  unsigned eax, ebx, ecx, edx;
+  __cpuid(0, eax, ebx, ecx, edx);
+  const bool amd = ebx == 0x68747541;  // "Auth"enticAMD
+  __cpuid(1, eax, ebx, ecx, edx);
+  const unsigned family = ((eax >> 8) & 0xf) + ((eax >> 20) & 0xff);
+  if (amd) return family >= 0x1a ? 64.0 : 32.0;
+  return __builtin_cpu_supports("avx512f") ? 64.0 : 32.0;
+}
 
 inline Tensor RandomTensor(const Shape& shape, uint64_t seed, float scale = 1.0f) {
   Tensor t(DType::kFloat, shape);

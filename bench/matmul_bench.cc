@@ -15,7 +15,10 @@ void SetFlops(benchmark::State& state, int64_t n, int threads) {
   const double flops = 2.0 * n * n * n;
   state.counters["GFLOPS"] =
       benchmark::Counter(flops * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
-  state.counters["peak_GFLOPS"] = CpuGhz() * kFlopsPerCycle * threads;
+  state.counters["peak_GFLOPS"] = CpuGhz() * FlopsPerCycle() * threads;
+  state.counters["pct_of_peak"] =
+      benchmark::Counter(flops * 1e-9 / (CpuGhz() * FlopsPerCycle() * threads) * 100,
+                         benchmark::Counter::kIsIterationInvariantRate);
 }
 
 void BM_MatMulSession(benchmark::State& state) {

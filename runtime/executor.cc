@@ -137,7 +137,7 @@ absl::Status Executor::Process(RunState* state, int index,
     return absl::Status(status.code(), absl::StrCat("node '", item.node->name(), "' (",
                                                     item.node->op(), "): ", status.message()));
   }
-  std::vector<Tensor>& outs = ctx.outputs();
+  auto& outs = ctx.outputs();
   for (int i = 0; i < item.node->num_outputs(); ++i) {
     const int slot = item.output_base + i;
     if (slot_fed_[slot]) continue;

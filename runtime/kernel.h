@@ -67,7 +67,7 @@ class OpKernelContext {
   Tensor* forward_input_or_allocate_output(int input, int i, const Shape& shape, DType dtype);
   void set_output(int i, Tensor t) { outputs_[i] = std::move(t); }
   Tensor& output(int i) { return outputs_[i]; }
-  std::vector<Tensor>& outputs() { return outputs_; }
+  absl::InlinedVector<Tensor, 2>& outputs() { return outputs_; }
 
   Device* device() const { return device_; }
   ResourceMgr* resources() const { return resources_; }
@@ -81,7 +81,8 @@ class OpKernelContext {
   absl::InlinedVector<const Tensor*, 4> inputs_;
   // Non-null where the executor holds the last reference to input i.
   absl::InlinedVector<Tensor*, 4> owned_inputs_;
-  std::vector<Tensor> outputs_;
+  // Inline: most ops have one or two outputs, and a run should not allocate for them.
+  absl::InlinedVector<Tensor, 2> outputs_;
 };
 
 using KernelFactory = std::function<absl::StatusOr<std::unique_ptr<OpKernel>>(const Node&)>;

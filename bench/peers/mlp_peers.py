@@ -149,15 +149,19 @@ def time_torch(module, x, threads, min_time):
 # --------------------------------------------------------------------------- gradserve
 
 
-def gradserve_figures(binary):
+def gradserve_figures(binary, weights_dir):
     """{(batch, threads): µs} from a Google Benchmark binary's BM_Mlp benchmarks.
+
+    The binary loads the same weights as the peers from `weights_dir`.
 
     Takes the "median" aggregate where the binary ran repetitions, otherwise the
     median of the plain iteration entries of the same name.
     """
     proc = subprocess.run(
-        [binary, "--benchmark_filter=BM_Mlp", "--benchmark_format=json"],
-        capture_output=True, text=True, check=False)
+        [binary, "--benchmark_filter=BM_Mlp", "--benchmark_format=json",
+         "--benchmark_repetitions=5", "--benchmark_min_time=0.2"],
+        capture_output=True, text=True, check=False,
+        env=dict(os.environ, GRADSERVE_MLP_WEIGHTS=weights_dir))
     if proc.returncode != 0:
         sys.exit(f"mlp_peers: {binary} exited {proc.returncode}:\n{proc.stderr}")
     to_us = {"ns": 1e-3, "us": 1.0, "ms": 1e3, "s": 1e6}
@@ -242,7 +246,7 @@ def main():
     # Must precede any parallel torch work; the benchmark measures intra-op threads.
     torch.set_num_interop_threads(1)
     module = Mlp(weights).eval()
-    gradserve = gradserve_figures(args.gradserve_bench) if args.gradserve_bench else {}
+    gradserve = gradserve_figures(args.gradserve_bench, args.out_dir) if args.gradserve_bench else {}
 
     rng = np.random.default_rng(args.seed + 1)
     inputs = {b: rng.standard_normal((b, LAYERS[0])).astype(np.float32) for b in args.batches}

@@ -77,6 +77,15 @@ class BiasAddKernel final : public OpKernel {
     const T* b = bias.data<T>();
     T* y = out->data<T>();
     ParallelFor(ctx, outer, static_cast<double>(channels * inner), [&](int64_t begin, int64_t end) {
+      if (inner == 1) {
+        // NHWC: the channel is the contiguous axis; a plain row loop vectorizes.
+        for (int64_t o = begin; o < end; ++o) {
+          const T* xr = x + o * channels;
+          T* yr = y + o * channels;
+          for (int64_t c = 0; c < channels; ++c) yr[c] = xr[c] + b[c];
+        }
+        return;
+      }
       for (int64_t o = begin; o < end; ++o) {
         for (int64_t c = 0; c < channels; ++c) {
           const int64_t base = (o * channels + c) * inner;

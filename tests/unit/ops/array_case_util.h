@@ -9,6 +9,13 @@
 
 namespace gradserve::testing::array_cases {
 
+inline constexpr DType kData = DType::kInvalid;  // an input of the dtype under test
+inline constexpr DType kI32 = DType::kInt32;
+inline constexpr DType kI64 = DType::kInt64;
+
+// A reference's single output.
+inline std::vector<RefTensor> One(RefTensor t) { return {std::move(t)}; }
+
 // The dtypes the data-moving array kernels are registered for, without bool.
 inline std::vector<DType> NumericTypes() {
   return {DType::kFloat, DType::kDouble, DType::kHalf,  DType::kBFloat16, DType::kInt8,

@@ -13,12 +13,6 @@ namespace {
 
 using namespace array_cases;  // NOLINT: test-local helpers
 
-constexpr DType kData = DType::kInvalid;  // an input of the dtype under test
-constexpr DType kI32 = DType::kInt32;
-constexpr DType kI64 = DType::kInt64;
-
-std::vector<RefTensor> One(RefTensor t) { return {std::move(t)}; }
-
 void AddSourceCases(std::vector<OpCase>& cases) {
   const std::vector<DType> all = AllTypes();
   auto identity = [](const std::vector<RefTensor>& in) { return One(in[0]); };

@@ -7,12 +7,6 @@ namespace {
 
 using namespace array_cases;  // NOLINT: test-local helpers
 
-constexpr DType kData = DType::kInvalid;  // an input of the dtype under test
-constexpr DType kI32 = DType::kInt32;
-constexpr DType kI64 = DType::kInt64;
-
-std::vector<RefTensor> One(RefTensor t) { return {std::move(t)}; }
-
 RefTensor GatherRef(const RefTensor& params, const RefTensor& indices, int axis) {
   Shape out_shape;
   for (int i = 0; i < axis; ++i) out_shape.AddDim(params.dim(i));

@@ -9,12 +9,6 @@ namespace {
 
 using namespace array_cases;  // NOLINT: test-local helpers
 
-constexpr DType kData = DType::kInvalid;  // an input of the dtype under test
-constexpr DType kI32 = DType::kInt32;
-constexpr DType kI64 = DType::kInt64;
-
-std::vector<RefTensor> One(RefTensor t) { return {std::move(t)}; }
-
 RefTensor TransposeRef(const RefTensor& x, const std::vector<int64_t>& perm) {
   const int rank = x.rank();
   std::vector<int64_t> p;
