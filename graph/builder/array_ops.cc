@@ -93,4 +93,20 @@ Output SelectV2(const Scope& s, Output condition, Output t, Output e) {
   return s.AddNode("SelectV2", {condition, t, e});
 }
 
+// Backward ops.
+
+Output StridedSliceGrad(const Scope& s, Output shape, Output begin, Output end, Output strides,
+                        Output dy, const StridedSliceAttrs& attrs) {
+  return s.AddNode("StridedSliceGrad", {shape, begin, end, strides, dy},
+                   {{"begin_mask", MakeAttr(attrs.begin_mask)},
+                    {"end_mask", MakeAttr(attrs.end_mask)},
+                    {"ellipsis_mask", MakeAttr(attrs.ellipsis_mask)},
+                    {"new_axis_mask", MakeAttr(attrs.new_axis_mask)},
+                    {"shrink_axis_mask", MakeAttr(attrs.shrink_axis_mask)}});
+}
+
+Output UnsortedSegmentSum(const Scope& s, Output data, Output segment_ids, Output num_segments) {
+  return s.AddNode("UnsortedSegmentSum", {data, segment_ids, num_segments});
+}
+
 }  // namespace gradserve::ops

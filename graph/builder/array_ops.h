@@ -77,4 +77,15 @@ Output OneHot(const Scope& s, Output indices, Output depth, Output on_value, Out
 // Element-wise condition ? t : e, with the three operands broadcast together.
 Output SelectV2(const Scope& s, Output condition, Output t, Output e);
 
+// Backward ops (TensorFlow's).
+// The gradient of StridedSlice: dy scattered into zeros of `shape` (a vector)
+// where StridedSlice(x of that shape, begin, end, strides, attrs) reads.
+Output StridedSliceGrad(const Scope& s, Output shape, Output begin, Output end, Output strides,
+                        Output dy, const StridedSliceAttrs& attrs = {});
+
+// Sums the slices data[i, ...] into output[segment_ids[i], ...] (output has
+// num_segments rows; segment_ids' shape is a prefix of data's; negative ids are
+// dropped, ids >= num_segments are an error).
+Output UnsortedSegmentSum(const Scope& s, Output data, Output segment_ids, Output num_segments);
+
 }  // namespace gradserve::ops

@@ -4,6 +4,9 @@ namespace gradserve::ops {
 
 Output Add(const Scope& s, Output x, Output y) { return s.AddNode("Add", {x, y}); }
 Output AddV2(const Scope& s, Output x, Output y) { return s.AddNode("AddV2", {x, y}); }
+Output AddN(const Scope& s, const std::vector<Output>& inputs) {
+  return s.AddNode("AddN", inputs, {{"N", MakeAttr(static_cast<int64_t>(inputs.size()))}});
+}
 Output Sub(const Scope& s, Output x, Output y) { return s.AddNode("Sub", {x, y}); }
 Output Mul(const Scope& s, Output x, Output y) { return s.AddNode("Mul", {x, y}); }
 Output RealDiv(const Scope& s, Output x, Output y) { return s.AddNode("RealDiv", {x, y}); }
@@ -57,6 +60,12 @@ Output Min(const Scope& s, Output input, Output axis, const ReduceAttrs& attrs) 
 
 Output ArgMax(const Scope& s, Output input, Output dimension, const ArgMaxAttrs& attrs) {
   return s.AddNode("ArgMax", {input, dimension}, {{"output_type", MakeAttr(attrs.output_type)}});
+}
+
+BroadcastGradientArgsOutputs BroadcastGradientArgs(const Scope& s, Output s0, Output s1) {
+  Node* n = s.AddNode("BroadcastGradientArgs", {s0, s1});
+  if (n == nullptr) return {};
+  return {Output(n, 0), Output(n, 1)};
 }
 
 }  // namespace gradserve::ops

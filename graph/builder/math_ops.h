@@ -9,6 +9,8 @@ namespace gradserve::ops {
 // Binary element-wise ops with NumPy broadcasting.
 Output Add(const Scope& s, Output x, Output y);
 Output AddV2(const Scope& s, Output x, Output y);
+// The sum of one or more tensors of the same shape and dtype.
+Output AddN(const Scope& s, const std::vector<Output>& inputs);
 Output Sub(const Scope& s, Output x, Output y);
 Output Mul(const Scope& s, Output x, Output y);
 Output RealDiv(const Scope& s, Output x, Output y);
@@ -69,5 +71,13 @@ struct ArgMaxAttrs {
 };
 // The index of the largest value along the scalar `dimension` (first on ties).
 Output ArgMax(const Scope& s, Output input, Output dimension, const ArgMaxAttrs& attrs = {});
+
+// Gradient helper: for shape vectors s0, s1 (int32/int64) of two broadcast
+// operands, the axes of the broadcast result each operand's gradient is summed
+// over (TensorFlow's BroadcastGradientArgs).
+struct BroadcastGradientArgsOutputs {
+  Output r0, r1;
+};
+BroadcastGradientArgsOutputs BroadcastGradientArgs(const Scope& s, Output s0, Output s1);
 
 }  // namespace gradserve::ops

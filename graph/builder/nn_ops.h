@@ -63,4 +63,47 @@ FusedBatchNormV3Outputs FusedBatchNormV3(const Scope& s, Output x, Output scale,
                                          Output mean, Output variance,
                                          const FusedBatchNormV3Attrs& attrs = {});
 
+// Backward ops (TensorFlow's): the gradient of an activation from its upstream
+// gradient and the forward input (Relu, Relu6) or output (Elu, Sigmoid, Tanh).
+Output ReluGrad(const Scope& s, Output gradients, Output features);
+Output Relu6Grad(const Scope& s, Output gradients, Output features);
+Output EluGrad(const Scope& s, Output gradients, Output outputs);
+Output SigmoidGrad(const Scope& s, Output y, Output dy);
+Output TanhGrad(const Scope& s, Output y, Output dy);
+// The sum of out_backprop over all but the channel axis ([channels]).
+Output BiasAddGrad(const Scope& s, Output out_backprop, const BiasAddAttrs& attrs = {});
+
+// Pooling gradients (TensorFlow's MaxPoolGrad, MaxPoolGradGrad, AvgPoolGrad);
+// the attrs are the forward op's.
+Output MaxPoolGrad(const Scope& s, Output orig_input, Output orig_output, Output grad,
+                   const std::vector<int64_t>& ksize, const std::vector<int64_t>& strides,
+                   const std::string& padding, const MaxPoolAttrs& attrs = {});
+Output MaxPoolGradGrad(const Scope& s, Output orig_input, Output orig_output, Output grad,
+                       const std::vector<int64_t>& ksize, const std::vector<int64_t>& strides,
+                       const std::string& padding, const MaxPoolAttrs& attrs = {});
+Output AvgPoolGrad(const Scope& s, Output orig_input_shape, Output grad,
+                   const std::vector<int64_t>& ksize, const std::vector<int64_t>& strides,
+                   const std::string& padding, const AvgPoolAttrs& attrs = {});
+
+// Conv2D's gradients (TensorFlow's): input_sizes / filter_sizes are int32
+// 4-vectors giving the result's shape; the attrs are the forward Conv2D's.
+Output Conv2DBackpropInput(const Scope& s, Output input_sizes, Output filter, Output out_backprop,
+                           const std::vector<int64_t>& strides, const std::string& padding,
+                           const Conv2DAttrs& attrs = {});
+Output Conv2DBackpropFilter(const Scope& s, Output input, Output filter_sizes, Output out_backprop,
+                            const std::vector<int64_t>& strides, const std::string& padding,
+                            const Conv2DAttrs& attrs = {});
+
+// Losses. features [batch, classes]; labels [batch, classes] (dense) or [batch]
+// int32/int64 class indices (sparse); loss [batch], backprop = softmax - labels.
+struct SoftmaxCrossEntropyOutputs {
+  Output loss, backprop;
+};
+SoftmaxCrossEntropyOutputs SoftmaxCrossEntropyWithLogits(const Scope& s, Output features,
+                                                         Output labels);
+SoftmaxCrossEntropyOutputs SparseSoftmaxCrossEntropyWithLogits(const Scope& s, Output features,
+                                                               Output labels);
+// sum(t^2) / 2, a scalar.
+Output L2Loss(const Scope& s, Output t);
+
 }  // namespace gradserve::ops

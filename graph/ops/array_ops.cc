@@ -294,7 +294,10 @@ absl::Status RegisterValueOps(OpRegistry& r) {
 
 }  // namespace
 
+absl::Status RegisterArrayGradOps(OpRegistry& r);  // array_grad_ops.cc
+
 absl::Status RegisterArrayOps(OpRegistry& r) {
+  GS_RETURN_IF_ERROR(RegisterArrayGradOps(r));
   GS_RETURN_IF_ERROR(r.Register(OpDefBuilder("Const")
                                     .Output("output", "dtype")
                                     .RequiredAttr("value", AttrType::kTensor)

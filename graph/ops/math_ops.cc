@@ -101,7 +101,34 @@ absl::Status RegisterUnary(OpRegistry& r, const char* op, const std::vector<DTyp
 
 }  // namespace
 
+// AddN: every input has the same shape; the output is their common shape.
+absl::Status AddNShape(InferenceContext& c) {
+  Shape merged = Shape::UnknownRank();
+  for (int i = 0; i < c.num_inputs(); ++i) {
+    absl::StatusOr<Shape> m = merged.Merge(c.input(i));
+    if (!m.ok()) return c.Error("input ", i, ": ", m.status().message());
+    merged = *std::move(m);
+  }
+  c.set_output(0, merged);
+  return absl::OkStatus();
+}
+
+// BroadcastGradientArgs: two shape vectors in, two axis vectors of unknown length out.
+absl::Status BroadcastGradientArgsShape(InferenceContext& c) {
+  GS_RETURN_IF_ERROR(c.WithRank(0, 1).status());
+  GS_RETURN_IF_ERROR(c.WithRank(1, 1).status());
+  c.set_output(0, Shape{-1});
+  c.set_output(1, Shape{-1});
+  return absl::OkStatus();
+}
+
 absl::Status RegisterMathOps(OpRegistry& r) {
+  GS_RETURN_IF_ERROR(r.Register(OpDefBuilder("AddN")
+                                    .InputList("inputs", "T", "N")
+                                    .Output("sum", "T")
+                                    .IntAttr("N", 1)
+                                    .TypeAttr("T", RealNumberTypes())
+                                    .SetShapeFn(AddNShape)));
   for (const char* op : {"Add", "AddV2", "Sub", "Mul", "Maximum", "Minimum"}) {
     GS_RETURN_IF_ERROR(RegisterBinary(r, op, RealNumberTypes()));
   }
@@ -161,6 +188,15 @@ absl::Status RegisterMathOps(OpRegistry& r) {
                                     .Attr("grad_y", false)
                                     .TypeAttr("T", MatMulTypes())
                                     .SetShapeFn(BatchMatMulShape)));
+  // Gradient helper (TensorFlow lists it under array ops): the axes along which
+  // the gradients of two broadcast operands must be summed.
+  GS_RETURN_IF_ERROR(r.Register(OpDefBuilder("BroadcastGradientArgs")
+                                    .Input("s0", "T")
+                                    .Input("s1", "T")
+                                    .Output("r0", "T")
+                                    .Output("r1", "T")
+                                    .TypeAttr("T", {DType::kInt32, DType::kInt64}, DType::kInt32)
+                                    .SetShapeFn(BroadcastGradientArgsShape)));
   return absl::OkStatus();
 }
 

@@ -1,4 +1,5 @@
 // Neural-network ops: activations, softmax family, convolution, pooling, batch norm.
+// Their backward ops are in nn_grad_ops.cc, the losses in loss_ops.cc.
 #include "graph/ops/nn_ops.h"
 
 #include "absl/strings/str_join.h"
@@ -244,6 +245,9 @@ absl::Status FusedBatchNormShape(InferenceContext& c) {
 
 }  // namespace
 
+absl::Status RegisterNnGradOps(OpRegistry& r);  // nn_grad_ops.cc
+absl::Status RegisterLossOps(OpRegistry& r);    // loss_ops.cc
+
 absl::Status RegisterNnOps(OpRegistry& r) {
   const std::vector<DType> floats = FloatTypes();
   GS_RETURN_IF_ERROR(r.Register(OpDefBuilder("BiasAdd")
@@ -332,6 +336,8 @@ absl::Status RegisterNnOps(OpRegistry& r) {
           .EnumAttr("data_format", {"NHWC", "NCHW", "NDHWC", "NCDHW"}, "NHWC")
           .Attr("is_training", true)
           .SetShapeFn(FusedBatchNormShape)));
+  GS_RETURN_IF_ERROR(RegisterNnGradOps(r));
+  GS_RETURN_IF_ERROR(RegisterLossOps(r));
   return absl::OkStatus();
 }
 

@@ -246,7 +246,10 @@ class FillLikeKernel final : public OpKernel {
 
 }  // namespace
 
+absl::Status RegisterCpuArrayGradKernels(KernelRegistry& r);  // array_grad_ops.cc
+
 absl::Status RegisterCpuArrayKernels(KernelRegistry& r) {
+  GS_RETURN_IF_ERROR(RegisterCpuArrayGradKernels(r));
   GS_RETURN_IF_ERROR(RegisterUntyped<ConstKernel>(r, "Const"));
   GS_RETURN_IF_ERROR(RegisterUntyped<PlaceholderKernel>(r, "Placeholder"));
   for (const char* op : {"Identity", "StopGradient", "PlaceholderWithDefault"}) {

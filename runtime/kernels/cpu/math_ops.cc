@@ -14,6 +14,8 @@ absl::Status RegisterCpuBinaryKernels(KernelRegistry& r);
 absl::Status RegisterCpuComparisonKernels(KernelRegistry& r);
 absl::Status RegisterCpuCastKernel(KernelRegistry& r);
 absl::Status RegisterCpuBatchMatMulKernel(KernelRegistry& r);
+// Backward helper ops (math_grad_ops.cc).
+absl::Status RegisterCpuMathGradKernels(KernelRegistry& r);
 
 namespace {
 
@@ -101,7 +103,31 @@ class MatMulKernel final : public OpKernel {
 
 }  // namespace
 
+// AddN: the element-wise sum of N same-shaped tensors (gradients fanning in).
+template <typename T>
+class AddNKernel final : public OpKernel {
+ public:
+  using OpKernel::OpKernel;
+  absl::Status Compute(OpKernelContext& ctx) const override {
+    const Tensor& first = ctx.input(0);
+    for (int i = 1; i < ctx.num_inputs(); ++i) {
+      GS_CHECK_ARG(ctx.input(i).shape() == first.shape(), "input ", i, " has shape ",
+                   ctx.input(i).shape().DebugString(), " but input 0 has ",
+                   first.shape().DebugString());
+    }
+    Tensor* out = ctx.forward_input_or_allocate_output(0, 0, first.shape(), DTypeOf<T>::value);
+    auto sum = out->flat<T>();
+    const auto& d = EigenCpu(ctx);
+    if (!out->SharesBufferWith(first)) sum.device(d) = first.flat<T>();
+    for (int i = 1; i < ctx.num_inputs(); ++i) sum.device(d) += ctx.input(i).flat<T>();
+    return absl::OkStatus();
+  }
+};
+
 absl::Status RegisterCpuMathKernels(KernelRegistry& r) {
+  GS_RETURN_IF_ERROR(RegisterKernelClass<AddNKernel>(
+      r, "AddN",
+      TypeList<float, double, half, bfloat16, int8_t, int16_t, int32_t, int64_t, uint8_t>{}));
   using Floats = TypeList<float, double, half, bfloat16>;
   using Signed = TypeList<float, double, half, bfloat16, int8_t, int16_t, int32_t, int64_t>;
   GS_RETURN_IF_ERROR(RegisterKernelClass<Unary<NegFn>::Kernel>(r, "Neg", Signed{}));
@@ -117,6 +143,7 @@ absl::Status RegisterCpuMathKernels(KernelRegistry& r) {
   GS_RETURN_IF_ERROR(RegisterCpuComparisonKernels(r));
   GS_RETURN_IF_ERROR(RegisterCpuCastKernel(r));
   GS_RETURN_IF_ERROR(RegisterCpuBatchMatMulKernel(r));
+  GS_RETURN_IF_ERROR(RegisterCpuMathGradKernels(r));
   return absl::OkStatus();
 }
 

@@ -1,5 +1,7 @@
 // CPU kernels for neural-network ops (graph/ops/nn_ops.cc): activations, BiasAdd
-// and the softmax family here; Conv2D, pooling and batch norm in their own files.
+// and the softmax family here; Conv2D, pooling and batch norm in their own files,
+// the backward ops in nn_grad_ops.cc (with pooling_grad_ops.cc, conv_grad_ops.cc)
+// and the losses in loss_ops.cc.
 #include <algorithm>
 #include <cmath>
 #include <type_traits>
@@ -161,6 +163,9 @@ template <typename T> using LogSoftmaxKernel = SoftmaxKernel<T, true>;
 
 }  // namespace
 
+absl::Status RegisterCpuNnGradKernels(KernelRegistry& r);  // nn_grad_ops.cc
+absl::Status RegisterCpuLossKernels(KernelRegistry& r);    // loss_ops.cc
+
 absl::Status RegisterCpuNnKernels(KernelRegistry& r) {
   using Floats = TypeList<float, double, half, bfloat16>;
   using Real = TypeList<float, double, half, bfloat16, int8_t, int16_t, int32_t, int64_t, uint8_t>;
@@ -175,6 +180,8 @@ absl::Status RegisterCpuNnKernels(KernelRegistry& r) {
   GS_RETURN_IF_ERROR(RegisterCpuConvKernels(r));
   GS_RETURN_IF_ERROR(RegisterCpuPoolingKernels(r));
   GS_RETURN_IF_ERROR(RegisterCpuBatchNormKernels(r));
+  GS_RETURN_IF_ERROR(RegisterCpuNnGradKernels(r));
+  GS_RETURN_IF_ERROR(RegisterCpuLossKernels(r));
   return absl::OkStatus();
 }
 

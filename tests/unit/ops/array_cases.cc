@@ -8,6 +8,7 @@ namespace gradserve::testing {
 
 std::vector<OpCase> ArrayGatherCases();  // array_gather_cases.cc
 std::vector<OpCase> ArraySliceCases();   // array_slice_cases.cc
+std::vector<OpCase> ArrayGradOpCases();  // array_grad_ops_cases.cc
 
 namespace {
 
@@ -252,7 +253,7 @@ std::vector<OpCase> ArrayOpCases() {
   AddMetadataCases(cases);
   AddFillCases(cases);
   AddConcatPackCases(cases);
-  for (auto more : {ArrayGatherCases, ArraySliceCases}) {
+  for (auto more : {ArrayGatherCases, ArraySliceCases, ArrayGradOpCases}) {
     for (OpCase& c : more()) cases.push_back(std::move(c));
   }
   return cases;

@@ -384,8 +384,36 @@ void AddMatMulCases(std::vector<OpCase>& cases) {
 
 }  // namespace
 
+void AddAddNCases(std::vector<OpCase>& cases) {
+  auto sum = [](const std::vector<RefTensor>& in) {
+    RefTensor out = in[0];
+    for (size_t i = 1; i < in.size(); ++i)
+      for (int64_t j = 0; j < out.size(); ++j) out.v[j] += in[i].v[j];
+    return std::vector<RefTensor>{out};
+  };
+  const std::vector<DType> types = {DType::kFloat, DType::kDouble, DType::kHalf, DType::kBFloat16,
+                                    DType::kInt8,  DType::kInt16,  DType::kInt32, DType::kInt64,
+                                    DType::kUInt8};
+  cases.push_back({.name = "AddN_three", .op = "AddN",
+                   .inputs = {RandomInt(Shape{3, 4}, 0, 40), RandomInt(Shape{3, 4}, 0, 40),
+                              RandomInt(Shape{3, 4}, 0, 40)},
+                   .attrs = {{"N", MakeAttr(3)}}, .dtypes = types, .reference = sum});
+  cases.push_back({.name = "AddN_one", .op = "AddN", .inputs = {Random(Shape{5})},
+                   .attrs = {{"N", MakeAttr(1)}}, .reference = sum});
+  cases.push_back({.name = "AddN_empty", .op = "AddN", .inputs = {Random(Shape{0, 2}), Random(Shape{0, 2})},
+                   .attrs = {{"N", MakeAttr(2)}}, .reference = sum});
+  cases.push_back({.name = "AddN_shape_mismatch", .op = "AddN",
+                   .inputs = {Random(Shape{2, 3}), Random(Shape{3, 2})},
+                   .attrs = {{"N", MakeAttr(2)}}, .expect_error = "incompatible"});
+}
+
+// Backward helper ops (math_grad_ops_cases.cc).
+void AddMathGradOpCases(std::vector<OpCase>& cases);
+
 std::vector<OpCase> MathOpCases() {
   std::vector<OpCase> cases;
+  AddMathGradOpCases(cases);
+  AddAddNCases(cases);
   AddBinaryCases(cases);
   AddComparisonCases(cases);
   AddUnaryCases(cases);

@@ -11,6 +11,7 @@
 namespace gradserve::testing {
 
 std::vector<OpCase> NnConvOpCases();  // nn_conv_cases.cc
+std::vector<OpCase> NnGradOpCases();  // nn_grad_ops_cases.cc
 
 namespace {
 
@@ -287,6 +288,7 @@ std::vector<OpCase> NnOpCases() {
   AddBiasAddCases(cases);
   AddBatchNormCases(cases);
   for (OpCase& c : NnConvOpCases()) cases.push_back(std::move(c));
+  for (OpCase& c : NnGradOpCases()) cases.push_back(std::move(c));
   return cases;
 }
 

@@ -1,0 +1,16 @@
+// Variables carry no gradient through their ops: a variable is differentiated
+// with respect to by naming its ReadVariableOp output as an x.
+#include "autodiff/gradients.h"
+#include "graph/status.h"
+
+namespace gradserve {
+
+absl::Status RegisterStateGradients(GradientRegistry& r) {
+  for (const char* op : {"VarHandleOp", "ReadVariableOp", "AssignVariableOp",
+                         "AssignAddVariableOp", "AssignSubVariableOp", "VarIsInitializedOp"}) {
+    GS_RETURN_IF_ERROR(r.RegisterNotDifferentiable(op));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace gradserve

@@ -1,0 +1,121 @@
+// CPU kernels for the backward ops of the nn family (graph/ops/nn_grad_ops.cc):
+// activation gradients and BiasAddGrad.
+#include <string>
+#include <type_traits>
+#include <vector>
+
+#include "graph/status.h"
+#include "runtime/kernels/cpu/cwise.h"
+#include "runtime/kernels/cpu/nn_util.h"
+
+namespace gradserve {
+namespace {
+
+// Inputs (gradients, features): the gradient where the forward op was linear.
+struct ReluGradFn {
+  template <typename G, typename F>
+  static auto Apply(const G& g, const F& f) {
+    using T = std::remove_const_t<typename G::Scalar>;
+    return (f > f.constant(T(0))).select(g, g.constant(T(0)));
+  }
+};
+struct Relu6GradFn {
+  template <typename G, typename F>
+  static auto Apply(const G& g, const F& f) {
+    using T = std::remove_const_t<typename G::Scalar>;
+    return ((f > f.constant(T(0))) && (f < f.constant(T(6)))).select(g, g.constant(T(0)));
+  }
+};
+// Inputs (gradients, outputs): elu'(x) = y + 1 for y < 0.
+struct EluGradFn {
+  template <typename G, typename Y>
+  static auto Apply(const G& g, const Y& y) {
+    using T = std::remove_const_t<typename G::Scalar>;
+    return (y < y.constant(T(0))).select(g * (y + y.constant(T(1))), g);
+  }
+};
+// Inputs (y, dy).
+struct SigmoidGradFn {
+  template <typename Y, typename D>
+  static auto Apply(const Y& y, const D& dy) {
+    using T = std::remove_const_t<typename Y::Scalar>;
+    return dy * y * (y.constant(T(1)) - y);
+  }
+};
+struct TanhGradFn {
+  template <typename Y, typename D>
+  static auto Apply(const Y& y, const D& dy) {
+    using T = std::remove_const_t<typename Y::Scalar>;
+    return dy * (y.constant(T(1)) - y * y);
+  }
+};
+
+template <typename T>
+using ReluGradKernel = BinaryKernel<T, ReluGradFn>;
+template <typename T>
+using Relu6GradKernel = BinaryKernel<T, Relu6GradFn>;
+template <typename T>
+using EluGradKernel = BinaryKernel<T, EluGradFn>;
+template <typename T>
+using SigmoidGradKernel = BinaryKernel<T, SigmoidGradFn>;
+template <typename T>
+using TanhGradKernel = BinaryKernel<T, TanhGradFn>;
+
+// The sum of out_backprop over every axis but the channel axis, viewing it as
+// [outer, channels, inner] (NHWC: inner = 1; NCHW: inner = the spatial size).
+template <typename T>
+class BiasAddGradKernel final : public OpKernel {
+ public:
+  explicit BiasAddGradKernel(const Node& node)
+      : OpKernel(node),
+        nchw_(node.GetAttr<std::string>("data_format").value_or("NHWC") == "NCHW") {}
+
+  absl::Status Compute(OpKernelContext& ctx) const override {
+    const Tensor& g = ctx.input(0);
+    GS_CHECK_ARG(g.rank() >= (nchw_ ? 3 : 2), "out_backprop must have rank >= ", (nchw_ ? 3 : 2),
+                 " for data_format ", (nchw_ ? "NCHW" : "NHWC"), ", got ", g.shape().DebugString());
+    const int axis = nchw_ ? 1 : g.rank() - 1;
+    const int64_t channels = g.dim(axis);
+    int64_t outer = 1, inner = 1;
+    for (int i = 0; i < axis; ++i) outer *= g.dim(i);
+    for (int i = axis + 1; i < g.rank(); ++i) inner *= g.dim(i);
+    std::vector<A> sum(channels, A(0));
+    const T* x = g.data<T>();
+    for (int64_t o = 0; o < outer; ++o) {
+      for (int64_t c = 0; c < channels; ++c) {
+        const T* row = x + (o * channels + c) * inner;
+        A s = 0;
+        for (int64_t i = 0; i < inner; ++i) s += static_cast<A>(row[i]);
+        sum[c] += s;
+      }
+    }
+    Tensor* out = ctx.allocate_output(0, Shape{channels}, DTypeOf<T>::value);
+    T* y = out->data<T>();
+    for (int64_t c = 0; c < channels; ++c) y[c] = static_cast<T>(sum[c]);
+    return absl::OkStatus();
+  }
+
+ private:
+  using A = AccumType<T>;
+  bool nchw_;
+};
+
+}  // namespace
+
+absl::Status RegisterCpuPoolingGradKernels(KernelRegistry& r);  // pooling_grad_ops.cc
+absl::Status RegisterCpuConvGradKernels(KernelRegistry& r);     // conv_grad_ops.cc
+
+absl::Status RegisterCpuNnGradKernels(KernelRegistry& r) {
+  using Floats = TypeList<float, double, half, bfloat16>;
+  GS_RETURN_IF_ERROR(RegisterKernelClass<ReluGradKernel>(r, "ReluGrad", Floats{}));
+  GS_RETURN_IF_ERROR(RegisterKernelClass<Relu6GradKernel>(r, "Relu6Grad", Floats{}));
+  GS_RETURN_IF_ERROR(RegisterKernelClass<EluGradKernel>(r, "EluGrad", Floats{}));
+  GS_RETURN_IF_ERROR(RegisterKernelClass<SigmoidGradKernel>(r, "SigmoidGrad", Floats{}));
+  GS_RETURN_IF_ERROR(RegisterKernelClass<TanhGradKernel>(r, "TanhGrad", Floats{}));
+  GS_RETURN_IF_ERROR(RegisterKernelClass<BiasAddGradKernel>(r, "BiasAddGrad", Floats{}));
+  GS_RETURN_IF_ERROR(RegisterCpuPoolingGradKernels(r));
+  GS_RETURN_IF_ERROR(RegisterCpuConvGradKernels(r));
+  return absl::OkStatus();
+}
+
+}  // namespace gradserve
