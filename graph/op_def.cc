@@ -157,6 +157,7 @@ absl::Status RegisterAllOps(OpRegistry& registry) {
   GS_RETURN_IF_ERROR(RegisterNnOps(registry));
   GS_RETURN_IF_ERROR(RegisterArrayOps(registry));
   GS_RETURN_IF_ERROR(RegisterStateOps(registry));
+  GS_RETURN_IF_ERROR(RegisterOptimizerOps(registry));
   return absl::OkStatus();
 }
 

@@ -128,5 +128,6 @@ absl::Status RegisterReductionOps(OpRegistry& registry);
 absl::Status RegisterNnOps(OpRegistry& registry);
 absl::Status RegisterArrayOps(OpRegistry& registry);
 absl::Status RegisterStateOps(OpRegistry& registry);
+absl::Status RegisterOptimizerOps(OpRegistry& registry);
 
 }  // namespace gradserve

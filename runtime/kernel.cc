@@ -96,6 +96,7 @@ absl::Status RegisterCpuKernels(KernelRegistry& registry) {
   GS_RETURN_IF_ERROR(RegisterCpuNnKernels(registry));
   GS_RETURN_IF_ERROR(RegisterCpuArrayKernels(registry));
   GS_RETURN_IF_ERROR(RegisterCpuStateKernels(registry));
+  GS_RETURN_IF_ERROR(RegisterCpuOptimizerKernels(registry));
   return absl::OkStatus();
 }
 

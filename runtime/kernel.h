@@ -124,6 +124,7 @@ absl::Status RegisterCpuReductionKernels(KernelRegistry& registry);
 absl::Status RegisterCpuNnKernels(KernelRegistry& registry);
 absl::Status RegisterCpuArrayKernels(KernelRegistry& registry);
 absl::Status RegisterCpuStateKernels(KernelRegistry& registry);
+absl::Status RegisterCpuOptimizerKernels(KernelRegistry& registry);
 
 // Registration helper for templated kernels:
 //   RegisterTyped<float, double>(r, "Relu", [](const Node& n) -> ... for each T)

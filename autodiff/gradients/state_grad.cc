@@ -7,7 +7,10 @@ namespace gradserve {
 
 absl::Status RegisterStateGradients(GradientRegistry& r) {
   for (const char* op : {"VarHandleOp", "ReadVariableOp", "AssignVariableOp",
-                         "AssignAddVariableOp", "AssignSubVariableOp", "VarIsInitializedOp"}) {
+                         "AssignAddVariableOp", "AssignSubVariableOp", "VarIsInitializedOp",
+                         // Optimizer steps (graph/ops/optimizer_ops.cc) only write variables.
+                         "ResourceApplyGradientDescent", "ResourceApplyMomentum",
+                         "ResourceApplyAdam"}) {
     GS_RETURN_IF_ERROR(r.RegisterNotDifferentiable(op));
   }
   return absl::OkStatus();

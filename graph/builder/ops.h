@@ -6,4 +6,5 @@
 #include "graph/builder/array_ops.h"
 #include "graph/builder/math_ops.h"
 #include "graph/builder/nn_ops.h"
+#include "graph/builder/optimizer_ops.h"
 #include "graph/builder/state_ops.h"

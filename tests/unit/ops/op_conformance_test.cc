@@ -141,11 +141,14 @@ INSTANTIATE_TEST_SUITE_P(Ops, OpShapeFunctionTest, ::testing::ValuesIn(AllParams
 
 // Every registered op has a CPU kernel and at least one conformance case.
 // Variable ops need a session's state across runs; tests/unit/runtime/
-// variables_test.cc covers them instead.
+// session_test.cc (VariablesTest) and, for the optimizer steps,
+// tests/unit/runtime/optimizer_test.cc cover them instead.
 TEST(OpCoverageTest, EveryOpHasKernelAndCase) {
   std::set<std::string> covered = {"VarHandleOp",         "ReadVariableOp",
                                    "AssignVariableOp",    "AssignAddVariableOp",
-                                   "AssignSubVariableOp", "VarIsInitializedOp"};
+                                   "AssignSubVariableOp", "VarIsInitializedOp",
+                                   "ResourceApplyGradientDescent", "ResourceApplyMomentum",
+                                   "ResourceApplyAdam"};
   for (const OpCase& c : AllCases()) covered.insert(c.op);
   for (const std::string& op : OpRegistry::Global().OpNames()) {
     EXPECT_TRUE(KernelRegistry::Global().Supports(op, kDeviceCpu)) << op << " has no CPU kernel";
