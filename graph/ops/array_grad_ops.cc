@@ -16,12 +16,7 @@ namespace {
 // The output has the shape `shape` names; dy must have the forward output's.
 absl::Status StridedSliceGradShape(InferenceContext& c) {
   GS_ASSIGN_OR_RETURN(Shape shape, c.MakeShapeFromShapeTensor(0));
-  array_shape::StridedSliceMasks m;
-  GS_ASSIGN_OR_RETURN(m.begin, c.GetAttr<int64_t>("begin_mask"));
-  GS_ASSIGN_OR_RETURN(m.end, c.GetAttr<int64_t>("end_mask"));
-  GS_ASSIGN_OR_RETURN(m.ellipsis, c.GetAttr<int64_t>("ellipsis_mask"));
-  GS_ASSIGN_OR_RETURN(m.new_axis, c.GetAttr<int64_t>("new_axis_mask"));
-  GS_ASSIGN_OR_RETURN(m.shrink_axis, c.GetAttr<int64_t>("shrink_axis_mask"));
+  GS_ASSIGN_OR_RETURN(array_shape::StridedSliceMasks m, array_shape::ReadStridedSliceMasks(c));
   absl::StatusOr<array_shape::StridedSlicePlan> plan =
       array_shape::StridedSlice(shape, c.input(1), c.InputAsInts(1), c.input(2), c.InputAsInts(2),
                                 c.input(3), c.InputAsInts(3), m);

@@ -71,18 +71,8 @@ absl::Status SliceShape(InferenceContext& c) {
                                          c.InputAsInts(2)));
 }
 
-absl::StatusOr<array_shape::StridedSliceMasks> GetStridedSliceMasks(const InferenceContext& c) {
-  array_shape::StridedSliceMasks m;
-  GS_ASSIGN_OR_RETURN(m.begin, c.GetAttr<int64_t>("begin_mask"));
-  GS_ASSIGN_OR_RETURN(m.end, c.GetAttr<int64_t>("end_mask"));
-  GS_ASSIGN_OR_RETURN(m.ellipsis, c.GetAttr<int64_t>("ellipsis_mask"));
-  GS_ASSIGN_OR_RETURN(m.new_axis, c.GetAttr<int64_t>("new_axis_mask"));
-  GS_ASSIGN_OR_RETURN(m.shrink_axis, c.GetAttr<int64_t>("shrink_axis_mask"));
-  return m;
-}
-
 absl::Status StridedSliceShape(InferenceContext& c) {
-  GS_ASSIGN_OR_RETURN(array_shape::StridedSliceMasks masks, GetStridedSliceMasks(c));
+  GS_ASSIGN_OR_RETURN(array_shape::StridedSliceMasks masks, array_shape::ReadStridedSliceMasks(c));
   absl::StatusOr<array_shape::StridedSlicePlan> plan =
       array_shape::StridedSlice(c.input(0), c.input(1), c.InputAsInts(1), c.input(2),
                                 c.InputAsInts(2), c.input(3), c.InputAsInts(3), masks);

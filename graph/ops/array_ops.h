@@ -16,6 +16,7 @@
 
 #include <cstdint>
 #include <optional>
+#include <utility>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -52,6 +53,20 @@ absl::StatusOr<Shape> Slice(const Shape& input, const Shape& begin_shape, const 
 struct StridedSliceMasks {
   int64_t begin = 0, end = 0, ellipsis = 0, new_axis = 0, shrink_axis = 0;
 };
+// Reads the five mask attrs from anything with GetAttr<int64_t>(name): a Node
+// (kernels) or an InferenceContext (shape functions).
+template <typename AttrSource>
+absl::StatusOr<StridedSliceMasks> ReadStridedSliceMasks(const AttrSource& src) {
+  StridedSliceMasks m;
+  for (auto [name, field] : {std::pair{"begin_mask", &m.begin}, {"end_mask", &m.end},
+                             {"ellipsis_mask", &m.ellipsis}, {"new_axis_mask", &m.new_axis},
+                             {"shrink_axis_mask", &m.shrink_axis}}) {
+    absl::StatusOr<int64_t> v = src.template GetAttr<int64_t>(name);
+    if (!v.ok()) return v.status();
+    *field = *v;
+  }
+  return m;
+}
 // What a StridedSlice takes from each input dimension: elements
 // begin[i] + k * strides[i] for k < processing_dims[i]. The final shape adds
 // the new axes and drops the shrunk ones. When the input's rank or the strides

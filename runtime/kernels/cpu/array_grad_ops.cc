@@ -13,11 +13,8 @@ template <typename T>
 class StridedSliceGradKernel final : public OpKernel {
  public:
   explicit StridedSliceGradKernel(const Node& node) : OpKernel(node) {
-    masks_.begin = node.GetAttr<int64_t>("begin_mask").value_or(0);
-    masks_.end = node.GetAttr<int64_t>("end_mask").value_or(0);
-    masks_.ellipsis = node.GetAttr<int64_t>("ellipsis_mask").value_or(0);
-    masks_.new_axis = node.GetAttr<int64_t>("new_axis_mask").value_or(0);
-    masks_.shrink_axis = node.GetAttr<int64_t>("shrink_axis_mask").value_or(0);
+    // The graph validated the attrs (all have defaults), so reading cannot fail.
+    masks_ = array_shape::ReadStridedSliceMasks(node).value_or(array_shape::StridedSliceMasks{});
   }
 
   absl::Status Compute(OpKernelContext& ctx) const override {

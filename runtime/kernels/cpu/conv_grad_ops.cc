@@ -101,16 +101,10 @@ class ConvBackpropKernel final : public OpKernel {
 
 template <bool kInput>
 absl::Status RegisterConvBackprop(KernelRegistry& r, const char* op) {
-  return RegisterTyped(
-      r, op, TypeList<float, double, half, bfloat16>{},
-      [op]<typename T>(const Node& node) -> absl::StatusOr<std::unique_ptr<OpKernel>> {
-        GS_ASSIGN_OR_RETURN(Window2D w, ParseWindow2D(node, /*conv=*/true));
-        if (!w.channels_last) {
-          return absl::UnimplementedError(
-              absl::StrCat(op, " on the CPU supports only data_format NHWC"));
-        }
-        return std::unique_ptr<OpKernel>(new ConvBackpropKernel<T, kInput>(node, w));
-      });
+  return RegisterWindowKernel(r, op, TypeList<float, double, half, bfloat16>{}, /*conv=*/true,
+                              []<typename T>(const Node& node, const Window2D& w) {
+                                return new ConvBackpropKernel<T, kInput>(node, w);
+                              });
 }
 
 }  // namespace

@@ -185,16 +185,9 @@ class Conv2DKernel final : public OpKernel {
 }  // namespace
 
 absl::Status RegisterCpuConvKernels(KernelRegistry& r) {
-  return RegisterTyped(
-      r, "Conv2D", TypeList<float, double, half, bfloat16, int32_t>{},
-      []<typename T>(const Node& node) -> absl::StatusOr<std::unique_ptr<OpKernel>> {
-        GS_ASSIGN_OR_RETURN(Window2D w, ParseWindow2D(node, /*conv=*/true));
-        if (!w.channels_last) {
-          return absl::UnimplementedError(
-              "Conv2D on the CPU supports only data_format NHWC (as in TensorFlow), got NCHW");
-        }
-        return std::unique_ptr<OpKernel>(new Conv2DKernel<T>(node, w));
-      });
+  return RegisterWindowKernel(
+      r, "Conv2D", TypeList<float, double, half, bfloat16, int32_t>{}, /*conv=*/true,
+      []<typename T>(const Node& node, const Window2D& w) { return new Conv2DKernel<T>(node, w); });
 }
 
 }  // namespace gradserve

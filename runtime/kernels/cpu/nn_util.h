@@ -6,6 +6,9 @@
 #include <functional>
 #include <type_traits>
 
+#include "absl/strings/str_cat.h"
+#include "graph/ops/nn_ops.h"
+#include "graph/status.h"
 #include "runtime/kernels/cpu/cwise.h"
 
 namespace gradserve {
@@ -27,6 +30,25 @@ inline void ParallelFor(const OpKernelContext& ctx, int64_t n, double cost_per_u
 
 // Registration of the family's kernels, split by file; RegisterCpuNnKernels
 // (nn_ops.cc) calls each.
+// Registers a windowed kernel (convolution, pooling and their gradients) for
+// each T: parses the window attrs once per node and rejects NCHW, which the CPU
+// kernels do not implement (as in TensorFlow). `make.template operator()<T>(node,
+// window)` returns the new kernel.
+template <typename... Ts, typename Make>
+absl::Status RegisterWindowKernel(KernelRegistry& r, const char* op, TypeList<Ts...> types,
+                                  bool conv, Make make) {
+  return RegisterTyped(
+      r, op, types,
+      [op, conv, make]<typename T>(const Node& node) -> absl::StatusOr<std::unique_ptr<OpKernel>> {
+        GS_ASSIGN_OR_RETURN(Window2D w, ParseWindow2D(node, conv));
+        if (!w.channels_last) {
+          return absl::UnimplementedError(absl::StrCat(
+              op, " on the CPU supports only data_format NHWC (as in TensorFlow), got NCHW"));
+        }
+        return std::unique_ptr<OpKernel>(make.template operator()<T>(node, w));
+      });
+}
+
 absl::Status RegisterCpuConvKernels(KernelRegistry& r);
 absl::Status RegisterCpuPoolingKernels(KernelRegistry& r);
 absl::Status RegisterCpuBatchNormKernels(KernelRegistry& r);

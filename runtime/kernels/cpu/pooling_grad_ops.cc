@@ -125,16 +125,10 @@ class PoolGradKernel final : public OpKernel {
 
 template <PoolGrad kMode>
 absl::Status RegisterPoolGrad(KernelRegistry& r, const char* op) {
-  return RegisterTyped(
-      r, op, TypeList<float, double, half, bfloat16>{},
-      [op]<typename T>(const Node& node) -> absl::StatusOr<std::unique_ptr<OpKernel>> {
-        GS_ASSIGN_OR_RETURN(Window2D w, ParseWindow2D(node, /*conv=*/false));
-        if (!w.channels_last) {
-          return absl::UnimplementedError(
-              absl::StrCat(op, " on the CPU supports only data_format NHWC"));
-        }
-        return std::unique_ptr<OpKernel>(new PoolGradKernel<T, kMode>(node, w));
-      });
+  return RegisterWindowKernel(r, op, TypeList<float, double, half, bfloat16>{}, /*conv=*/false,
+                              []<typename T>(const Node& node, const Window2D& w) {
+                                return new PoolGradKernel<T, kMode>(node, w);
+                              });
 }
 
 }  // namespace

@@ -86,16 +86,10 @@ class PoolKernel final : public OpKernel {
 
 template <bool kMax, typename... Ts>
 absl::Status RegisterPool(KernelRegistry& r, const char* op, TypeList<Ts...> types) {
-  return RegisterTyped(
-      r, op, types,
-      [op]<typename T>(const Node& node) -> absl::StatusOr<std::unique_ptr<OpKernel>> {
-        GS_ASSIGN_OR_RETURN(Window2D w, ParseWindow2D(node, /*conv=*/false));
-        if (!w.channels_last) {
-          return absl::UnimplementedError(
-              absl::StrCat(op, " on the CPU supports only data_format NHWC"));
-        }
-        return std::unique_ptr<OpKernel>(new PoolKernel<T, kMax>(node, w));
-      });
+  return RegisterWindowKernel(r, op, types, /*conv=*/false,
+                              []<typename T>(const Node& node, const Window2D& w) {
+                                return new PoolKernel<T, kMax>(node, w);
+                              });
 }
 
 }  // namespace
