@@ -57,6 +57,12 @@ class ModelBuilder {
   absl::StatusOr<ExampleModel> Finish(std::string model_name, const std::string& input_key,
                                       Output input, Output logits, Output probabilities) {
     Output labels = ops::Placeholder(scope_.WithName("labels"), DType::kInt64, Shape{-1});
+    // loss = mean over the batch of -log softmax(logits)[label].
+    const Scope ls = scope_.NewSubScope("loss");
+    Output per_example =
+        ops::SparseSoftmaxCrossEntropyWithLogits(ls.WithName("xent"), logits, labels).loss;
+    Output loss = ops::Mean(scope_.WithName("loss"), per_example,
+                            ops::Const(ls.WithName("axis"), int32_t{0}));
     GS_RETURN_IF_ERROR(scope_.status());
     ExampleModel model;
     model.name = std::move(model_name);
@@ -71,12 +77,11 @@ class ModelBuilder {
     SetInfo(logits, &(*serving.mutable_outputs())["logits"]);
     SetInfo(probabilities, &(*serving.mutable_outputs())["probabilities"]);
 
-    // TODO(autodiff): add outputs["loss"] (SparseSoftmaxCrossEntropyWithLogits
-    // of logits and labels, averaged) once the loss ops exist.
     SignatureDef& train = (*proto.mutable_signature_def())[kTrainSignatureKey];
     train.set_method_name(kTrainMethodName);
     SetInfo(input, &(*train.mutable_inputs())[input_key]);
     SetInfo(labels, &(*train.mutable_inputs())["labels"]);
+    SetInfo(loss, &(*train.mutable_outputs())["loss"]);
     train.add_label_keys("labels");
     for (const auto& [name, value] : variables_) train.add_trainable_variables(name);
 

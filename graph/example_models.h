@@ -9,8 +9,8 @@
 //
 // Signatures: serving_default (input pixels / images; outputs probabilities and
 // logits) and train (the same input plus labels int64[-1], label_keys
-// ["labels"], every variable trainable; its "loss" output waits for the loss
-// ops). Kernels are Glorot-uniform from `seed`, biases zero; the same seed gives
+// ["labels"], every variable trainable, output "loss": the batch mean of the
+// sparse softmax cross-entropy of logits and labels). Kernels are Glorot-uniform from `seed`, biases zero; the same seed gives
 // bit-identical models on every platform (no std distributions).
 #pragma once
 

@@ -114,7 +114,8 @@ absl::StatusOr<SavedModelData> ReadSavedModel(const std::string& dir) {
 
 absl::Status WriteSavedModel(const std::string& dir, const SavedModel& proto,
                              const std::vector<std::pair<std::string, Tensor>>& variables,
-                             int64_t step) {
+                             int64_t step,
+                             const std::vector<std::pair<std::string, Tensor>>& state) {
   GS_ASSIGN_OR_RETURN(std::unique_ptr<Graph> graph, Graph::FromGraphDef(proto.graph_def()));
   GS_RETURN_IF_ERROR(ValidateSavedModel(proto, *graph));
   std::map<std::string, const Tensor*> given;
@@ -135,9 +136,14 @@ absl::Status WriteSavedModel(const std::string& dir, const SavedModel& proto,
                  name, "' is ", DTypeName(dtype), shape.DebugString(), " but its value is ",
                  DTypeName(value.dtype()), value.shape().DebugString());
   }
+  for (const auto& [name, value] : state) {
+    GS_CHECK_ARG(!given.contains(name), "state tensor '", name, "' has a variable's name");
+  }
   GS_RETURN_IF_ERROR(CreateDirectories(absl::StrCat(dir, "/variables")));
-  if (!variables.empty()) {
-    GS_RETURN_IF_ERROR(WriteCheckpoint(SavedModelCheckpointPath(dir), variables, step));
+  if (!variables.empty() || !state.empty()) {
+    std::vector<std::pair<std::string, Tensor>> tensors = variables;
+    tensors.insert(tensors.end(), state.begin(), state.end());
+    GS_RETURN_IF_ERROR(WriteCheckpoint(SavedModelCheckpointPath(dir), tensors, step));
   }
   // Deterministic (sorted maps), so saving the same model twice gives the same bytes.
   std::string bytes;

@@ -50,11 +50,13 @@ absl::StatusOr<SavedModelData> ReadSavedModel(const std::string& dir);
 
 // Validates `proto`, creates <dir> and <dir>/variables, writes the checkpoint of
 // `variables` (name -> value, one per entry of proto.variables(), in any order)
-// and then saved_model.pb, each atomically. The checkpoint is written first, so a
+// plus `state` (other named tensors, e.g. optimizer slots, that loaders restore
+// only if they want them) and then saved_model.pb, each atomically. The checkpoint is written first, so a
 // reader that sees the new proto also sees its variables.
 absl::Status WriteSavedModel(const std::string& dir, const SavedModel& proto,
                              const std::vector<std::pair<std::string, Tensor>>& variables,
-                             int64_t step = 0);
+                             int64_t step = 0,
+                             const std::vector<std::pair<std::string, Tensor>>& state = {});
 
 // The name a VarHandleOp's variable has in a session's ResourceMgr: its
 // shared_name attr if set, else the node name (as TensorFlow does).

@@ -93,12 +93,14 @@ absl::Status RestoreVariables(Session& session, const std::vector<std::string>& 
 }
 
 absl::StatusOr<SavedModelBundle> LoadSavedModel(const std::string& dir,
-                                                const SessionOptions& options) {
+                                                const SessionOptions& options,
+                                                const GraphExtension& extend) {
   GS_ASSIGN_OR_RETURN(SavedModelData data, ReadSavedModel(dir));
   Checkpoint checkpoint;
   if (data.proto.variables_size() > 0) {
     GS_ASSIGN_OR_RETURN(checkpoint, ReadCheckpoint(SavedModelCheckpointPath(dir)));
   }
+  if (extend) GS_RETURN_IF_ERROR(Annotate(extend(*data.graph, data.proto), dir));
   SavedModelBundle bundle;
   GS_ASSIGN_OR_RETURN(bundle.session, Session::Create(std::move(data.graph), options));
   const std::vector<std::string> variables(data.proto.variables().begin(),
@@ -106,19 +108,33 @@ absl::StatusOr<SavedModelBundle> LoadSavedModel(const std::string& dir,
   GS_RETURN_IF_ERROR(Annotate(RestoreVariables(*bundle.session, variables, checkpoint),
                               absl::StrCat("restoring ", SavedModelCheckpointPath(dir))));
   bundle.meta = std::move(data.proto);
-  bundle.meta.clear_graph_def();
+  if (!extend) bundle.meta.clear_graph_def();
   bundle.step = checkpoint.step;
+  for (auto& [name, value] : checkpoint.tensors) {
+    if (std::find(variables.begin(), variables.end(), name) == variables.end()) {
+      bundle.extra_state.emplace(name, std::move(value));
+    }
+  }
   return bundle;
 }
 
 absl::StatusOr<std::map<std::string, Tensor>> RunSignature(
     const SavedModelBundle& bundle, const std::string& key,
-    const std::map<std::string, Tensor>& inputs, const std::vector<std::string>& output_keys) {
+    const std::map<std::string, Tensor>& inputs, const std::vector<std::string>& output_keys,
+    const std::vector<std::string>& targets) {
   const SignatureDef* sig = bundle.FindSignature(key);
   if (sig == nullptr) {
     return absl::NotFoundError(absl::StrCat(
         "no signature '", key, "'; the model has: ", SortedKeys(bundle.meta.signature_def())));
   }
+  return RunSignatureDef(*bundle.session, *sig, key, inputs, output_keys, targets);
+}
+
+absl::StatusOr<std::map<std::string, Tensor>> RunSignatureDef(
+    Session& session, const SignatureDef& signature, const std::string& key,
+    const std::map<std::string, Tensor>& inputs, const std::vector<std::string>& output_keys,
+    const std::vector<std::string>& targets) {
+  const SignatureDef* sig = &signature;
   // Feeds in sorted key order, so equal requests reuse one cached executor.
   FeedList feeds;
   for (const auto& [name, value] : inputs) {
@@ -139,7 +155,7 @@ absl::StatusOr<std::map<std::string, Tensor>> RunSignature(
     for (const auto& [name, info] : sig->outputs()) keys.push_back(name);
     std::sort(keys.begin(), keys.end());
   }
-  GS_CHECK_ARG(!keys.empty(), "signature '", key, "' has no outputs");
+  GS_CHECK_ARG(!keys.empty() || !targets.empty(), "signature '", key, "' has no outputs");
   std::vector<std::string> fetches;
   for (const std::string& name : keys) {
     auto it = sig->outputs().find(name);
@@ -148,7 +164,7 @@ absl::StatusOr<std::map<std::string, Tensor>> RunSignature(
     fetches.push_back(it->second.name());
   }
   std::vector<Tensor> values;
-  GS_RETURN_IF_ERROR(bundle.session->Run(feeds, fetches, {}, &values));
+  GS_RETURN_IF_ERROR(session.Run(feeds, fetches, targets, &values));
   std::map<std::string, Tensor> out;
   for (size_t i = 0; i < keys.size(); ++i) out[keys[i]] = std::move(values[i]);
   return out;
@@ -169,6 +185,21 @@ absl::Status SaveSavedModel(const std::string& dir, const Graph& graph,
     values.emplace_back(node->name(), std::move(value));
   }
   return WriteSavedModel(dir, proto, values, step);
+}
+
+absl::Status SaveSessionState(const std::string& dir, const SavedModel& meta, Session& session,
+                              const std::vector<std::string>& state_variables, int64_t step) {
+  auto read_all = [&](const auto& names) -> absl::StatusOr<std::vector<std::pair<std::string, Tensor>>> {
+    std::vector<std::pair<std::string, Tensor>> values;
+    for (const std::string& name : names) {
+      GS_ASSIGN_OR_RETURN(Tensor value, ReadVariable(session, name));
+      values.emplace_back(name, std::move(value));
+    }
+    return values;
+  };
+  GS_ASSIGN_OR_RETURN(auto variables, read_all(meta.variables()));
+  GS_ASSIGN_OR_RETURN(auto state, read_all(state_variables));
+  return WriteSavedModel(dir, meta, variables, step, state);
 }
 
 }  // namespace gradserve

@@ -8,6 +8,7 @@
 // training steps; callers serialize them.
 #pragma once
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -23,9 +24,12 @@ namespace gradserve {
 struct SavedModelBundle {
   std::unique_ptr<Session> session;  // owns the graph: session->graph()
   // Signatures, variables list and producer. graph_def is cleared (the graph
-  // lives in the session) so a model's constants are not held twice.
+  // lives in the session) so a model's constants are not held twice, unless the
+  // graph was extended at load: then it is the graph as saved.
   SavedModel meta;
   int64_t step = 0;  // the checkpoint's step (0 without variables)
+  // Checkpoint tensors that are not among meta.variables() (optimizer state).
+  std::map<std::string, Tensor> extra_state;
 
   // nullptr when there is no signature `key`.
   const SignatureDef* FindSignature(absl::string_view key) const;
@@ -37,8 +41,13 @@ struct SavedModelBundle {
 // naming the file), NotFound for a variable the checkpoint lacks, and
 // InvalidArgument when a checkpoint tensor's dtype or shape differs from its
 // VarHandleOp's (naming the variable).
+//
+// `extend`, when given, may add nodes to the imported graph before the session
+// is created (runtime/trainer.h adds the training step); its error is returned.
+using GraphExtension = std::function<absl::Status(Graph& graph, const SavedModel& meta)>;
 absl::StatusOr<SavedModelBundle> LoadSavedModel(const std::string& dir,
-                                                const SessionOptions& options = {});
+                                                const SessionOptions& options = {},
+                                                const GraphExtension& extend = nullptr);
 
 // Assigns each of `variables` (VarHandleOp node names) from `checkpoint`; tensors
 // the checkpoint holds for other names are ignored.
@@ -53,13 +62,20 @@ absl::Status AssignVariable(Session& session, const std::string& var_handle, Ten
 absl::StatusOr<Tensor> ReadVariable(Session& session, const std::string& var_handle);
 
 // Runs signature `key` on `inputs` (signature input key -> tensor) and returns
-// its outputs by output key: all of them, or those named in `output_keys`.
+// its outputs by output key: all of them, or those named in `output_keys`;
+// `targets` (node names) run in the same step.
 // InvalidArgument, naming the key, for an unknown input or output key, a missing
 // input, a dtype mismatch or a shape incompatible with the signature; NotFound
 // for an unknown signature; then any error of Session::Run.
 absl::StatusOr<std::map<std::string, Tensor>> RunSignature(
     const SavedModelBundle& bundle, const std::string& key,
-    const std::map<std::string, Tensor>& inputs, const std::vector<std::string>& output_keys = {});
+    const std::map<std::string, Tensor>& inputs, const std::vector<std::string>& output_keys = {},
+    const std::vector<std::string>& targets = {});
+// The same for a signature the bundle does not hold (`key` names it in errors).
+absl::StatusOr<std::map<std::string, Tensor>> RunSignatureDef(
+    Session& session, const SignatureDef& signature, const std::string& key,
+    const std::map<std::string, Tensor>& inputs, const std::vector<std::string>& output_keys = {},
+    const std::vector<std::string>& targets = {});
 
 // Writes a saved model of `graph` (normally session.graph()) with `signatures`
 // and the current values of all its VarHandleOp variables read from `session`
@@ -67,5 +83,11 @@ absl::StatusOr<std::map<std::string, Tensor>> RunSignature(
 absl::Status SaveSavedModel(const std::string& dir, const Graph& graph,
                             const std::map<std::string, SignatureDef>& signatures, Session& session,
                             int64_t step = 0);
+
+// Writes `meta` (graph_def included) with the current values of its variables
+// and of `state_variables` (VarHandleOp nodes of the session's graph that the
+// saved graph does not have, e.g. optimizer slots) read from `session`.
+absl::Status SaveSessionState(const std::string& dir, const SavedModel& meta, Session& session,
+                              const std::vector<std::string>& state_variables, int64_t step);
 
 }  // namespace gradserve

@@ -19,6 +19,7 @@ DEB_PACKAGES=(
   libboost-program-options-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   python3-venv
+  dataset-fashion-mnist
 )
 
 # Python packages for tests and benchmarks (pinned major versions; PyPI).

@@ -1,0 +1,78 @@
+// Trainer: a saved model with its training step (autodiff/train_graph.h) in
+// one session, so the variables it updates are the ones its serving signatures
+// read.
+//
+//   GS_ASSIGN_OR_RETURN(auto trainer, Trainer::Load(dir, {.kind = OptimizerKind::kAdam}));
+//   GS_ASSIGN_OR_RETURN(StepResult r, trainer->Step(pixels, labels));
+//   GS_RETURN_IF_ERROR(trainer->Save(out_dir));  // weights + optimizer state
+//
+// Load restores the weights and, when the checkpoint has them (it was saved by a
+// Trainer with the same optimizer), the optimizer's slots and global_step;
+// otherwise they start at zero and global_step at the checkpoint's step.
+//
+// Thread safety: Step and Save are serialized by the trainer; serving
+// signatures may run on bundle() concurrently with them (each step's updates
+// are made variable by variable; see DESIGN.md §6 for how the server makes
+// them atomic to readers).
+#pragma once
+
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "autodiff/train_graph.h"
+#include "runtime/saved_model_loader.h"
+
+namespace gradserve {
+
+struct StepResult {
+  double loss = 0;         // the step's loss (before the update)
+  double global_norm = 0;  // the gradients' global norm before clipping
+  int64_t step = 0;        // global_step after the update
+};
+
+class Trainer {
+ public:
+  // InvalidArgument (prefixed with the dir) when the model has no `train`
+  // signature or BuildTrainGraph rejects it; any error of LoadSavedModel.
+  static absl::StatusOr<std::unique_ptr<Trainer>> Load(const std::string& dir,
+                                                       const OptimizerConfig& optimizer,
+                                                       const SessionOptions& options = {});
+
+  // One optimizer step on `inputs` (train-signature key -> tensor: every
+  // feature and label). Errors: those of RunSignature (unknown/missing key,
+  // dtype, shape) and of the kernels (e.g. a label out of range), in which case
+  // no variable changed unless the error came from an update itself.
+  absl::StatusOr<StepResult> Step(const std::map<std::string, Tensor>& inputs)
+      ABSL_LOCKS_EXCLUDED(mu_);
+  // For a signature with one feature and one label.
+  absl::StatusOr<StepResult> Step(const Tensor& features, const Tensor& labels)
+      ABSL_LOCKS_EXCLUDED(mu_);
+
+  // Writes the model as loaded (graph and signatures) with the current weights,
+  // and the optimizer state in its checkpoint, as a saved model in `dir`.
+  absl::Status Save(const std::string& dir) ABSL_LOCKS_EXCLUDED(mu_);
+
+  const SavedModelBundle& bundle() const { return bundle_; }
+  Session& session() { return *bundle_.session; }
+  const TrainGraph& train_graph() const { return train_; }
+  const SignatureDef& signature() const { return *signature_; }
+  int64_t step() const ABSL_LOCKS_EXCLUDED(mu_);
+
+ private:
+  Trainer() = default;
+
+  SavedModelBundle bundle_;
+  TrainGraph train_;
+  const SignatureDef* signature_ = nullptr;  // in bundle_.meta
+  SignatureDef step_signature_;  // *signature_ plus output "global_norm"
+  std::string feature_key_, label_key_;      // when there is exactly one of each
+  mutable absl::Mutex mu_;
+  int64_t step_ ABSL_GUARDED_BY(mu_) = 0;
+};
+
+}  // namespace gradserve
