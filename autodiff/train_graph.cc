@@ -154,8 +154,12 @@ absl::StatusOr<TrainGraph> BuildTrainGraph(Graph& graph, const SignatureDef& tra
     for (size_t i = 0; i < v.reads.size(); ++i, ++next) {
       if (grads[next].valid()) parts.push_back(grads[next]);
     }
-    if (parts.empty()) continue;  // not connected: this variable is not updated
+    if (parts.empty()) {  // not connected: this variable is not updated
+      out.gradients.emplace_back();
+      continue;
+    }
     v.grad = parts.size() == 1 ? parts[0] : ops::AddN(s, parts);
+    out.gradients.push_back(v.grad.name());
     any = true;
   }
   if (!any) {

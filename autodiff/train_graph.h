@@ -54,6 +54,9 @@ struct TrainGraph {
   std::string train_op;     // run as a target for one step
   std::string global_norm;  // the gradients' global norm before clipping
   std::string global_step;  // VarHandleOp, int64 scalar
+  // Per trainable variable (the signature's order): its gradient before
+  // clipping, summed over its reads; empty when the loss does not reach it.
+  std::vector<std::string> gradients;
   // VarHandleOp nodes of the optimizer state (slots and global_step), in the
   // order they were created; each starts at zeros.
   std::vector<std::string> state_variables;
