@@ -291,6 +291,38 @@ absl::Status Conv2DBackpropFilterGradFn(const GradContext& c, Grads* g) {
   return absl::OkStatus();
 }
 
+absl::Status FusedBatchNormV3GradFn(const GradContext& c, Grads* g) {
+  // y = scale * (x - m) * r + offset, r = rsqrt(v + eps): (dx, d scale, d offset) =
+  // FusedBatchNormGradV3(g_y, x, scale, reserve_space_1..3) with m, v the batch
+  // statistics (training) or the mean, variance inputs (inference); inference also has
+  // d mean = -scale * r * d offset, d variance = -scale * r^2 / 2 * d scale
+  // NOTE: as in TensorFlow, gradients reaching the statistics outputs (1-5) are
+  // ignored, so mean and variance get none in training (y does not depend on them).
+  const Scope& s = c.scope;
+  ops::FusedBatchNormGradV3Attrs attrs;
+  GS_ASSIGN_OR_RETURN(attrs.epsilon, c.op.GetAttr<float>("epsilon"));
+  GS_ASSIGN_OR_RETURN(attrs.data_format, c.op.GetAttr<std::string>("data_format"));
+  GS_ASSIGN_OR_RETURN(attrs.is_training, c.op.GetAttr<bool>("is_training"));
+  const Output scale = c.inputs[1];
+  // reserve_space_1/2: the forward's saved batch statistics, or in inference the
+  // mean and variance inputs themselves (as TensorFlow passes them).
+  const bool training = attrs.is_training;
+  const ops::FusedBatchNormGradV3Outputs d = ops::FusedBatchNormGradV3(
+      s, c.grad_outputs[0], c.inputs[0], scale, training ? c.outputs[3] : c.inputs[3],
+      training ? c.outputs[4] : c.inputs[4], c.outputs[5], attrs);
+  *g = {d.x_backprop, d.scale_backprop, d.offset_backprop, Output(), Output()};
+  if (training) return absl::OkStatus();
+  const Output eps = ops::Const(s, attrs.epsilon);
+  const Output r = ops::Rsqrt(s, ops::AddV2(s, c.inputs[4], eps));
+  const Output scale_r = ops::Mul(s, scale, r);
+  if (c.needs_grad[3]) (*g)[3] = ops::Neg(s, ops::Mul(s, scale_r, d.offset_backprop));
+  if (c.needs_grad[4]) {
+    const Output half_scale_r2 = ops::Mul(s, ops::Mul(s, scale_r, r), ops::Const(s, 0.5f));
+    (*g)[4] = ops::Neg(s, ops::Mul(s, half_scale_r2, d.scale_backprop));
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 absl::Status RegisterNnGradients(GradientRegistry& r) {
@@ -319,6 +351,7 @@ absl::Status RegisterNnGradients(GradientRegistry& r) {
   GS_RETURN_IF_ERROR(r.Register("Conv2D", Conv2DGradFn));
   GS_RETURN_IF_ERROR(r.Register("Conv2DBackpropInput", Conv2DBackpropInputGradFn));
   GS_RETURN_IF_ERROR(r.Register("Conv2DBackpropFilter", Conv2DBackpropFilterGradFn));
+  GS_RETURN_IF_ERROR(r.Register("FusedBatchNormV3", FusedBatchNormV3GradFn));
   return absl::OkStatus();
 }
 

@@ -136,6 +136,19 @@ Output Conv2DBackpropFilter(const Scope& s, Output input, Output filter_sizes, O
                    ConvAttrs(strides, padding, attrs));
 }
 
+FusedBatchNormGradV3Outputs FusedBatchNormGradV3(const Scope& s, Output y_backprop, Output x,
+                                                 Output scale, Output reserve_space_1,
+                                                 Output reserve_space_2, Output reserve_space_3,
+                                                 const FusedBatchNormGradV3Attrs& attrs) {
+  Node* n = s.AddNode("FusedBatchNormGradV3",
+                      {y_backprop, x, scale, reserve_space_1, reserve_space_2, reserve_space_3},
+                      {{"epsilon", MakeAttr(attrs.epsilon)},
+                       {"data_format", MakeAttr(attrs.data_format)},
+                       {"is_training", MakeAttr(attrs.is_training)}});
+  if (n == nullptr) return {};
+  return {Output(n, 0), Output(n, 1), Output(n, 2), Output(n, 3), Output(n, 4)};
+}
+
 SoftmaxCrossEntropyOutputs SoftmaxCrossEntropyWithLogits(const Scope& s, Output features,
                                                          Output labels) {
   Node* n = s.AddNode("SoftmaxCrossEntropyWithLogits", {features, labels});

@@ -94,6 +94,22 @@ Output Conv2DBackpropFilter(const Scope& s, Output input, Output filter_sizes, O
                             const std::vector<int64_t>& strides, const std::string& padding,
                             const Conv2DAttrs& attrs = {});
 
+// FusedBatchNormV3's gradient (TensorFlow's): x_backprop, scale_backprop and
+// offset_backprop from the upstream gradient, the forward x and scale and the
+// forward op's reserve_space_1..3; reserve_space_4/5 are empty placeholders.
+struct FusedBatchNormGradV3Attrs {
+  float epsilon = 0.0001f;
+  std::string data_format = "NHWC";  // or NCHW, NDHWC, NCDHW
+  bool is_training = true;
+};
+struct FusedBatchNormGradV3Outputs {
+  Output x_backprop, scale_backprop, offset_backprop, reserve_space_4, reserve_space_5;
+};
+FusedBatchNormGradV3Outputs FusedBatchNormGradV3(const Scope& s, Output y_backprop, Output x,
+                                                 Output scale, Output reserve_space_1,
+                                                 Output reserve_space_2, Output reserve_space_3,
+                                                 const FusedBatchNormGradV3Attrs& attrs = {});
+
 // Losses. features [batch, classes]; labels [batch, classes] (dense) or [batch]
 // int32/int64 class indices (sparse); loss [batch], backprop = softmax - labels.
 struct SoftmaxCrossEntropyOutputs {

@@ -1,5 +1,6 @@
 // Backward ops of the nn family (TensorFlow's names, inputs and semantics):
-// the activation gradients and BiasAddGrad. The losses are in loss_ops.cc.
+// the activation gradients, BiasAddGrad, the pooling and Conv2D gradients and
+// FusedBatchNormGradV3. The losses are in loss_ops.cc.
 #include "graph/op_def.h"
 #include "graph/ops/nn_ops.h"
 #include "graph/shape_inference.h"
@@ -68,6 +69,39 @@ absl::Status ConvBackpropShape(InferenceContext& c) {
                    out.DebugString());
   }
   c.set_output(0, out.unknown_rank() ? Shape::UnknownDims(4) : out);
+  return absl::OkStatus();
+}
+
+// FusedBatchNormGradV3: x_backprop has the shape of y_backprop and x (merged);
+// scale_backprop and offset_backprop are [channels], channels merged over x,
+// scale and reserve_space_1/2; reserve_space_4/5 are empty vectors, as in
+// TensorFlow. reserve_space_3 is not read.
+absl::Status FusedBatchNormGradShape(InferenceContext& c) {
+  GS_ASSIGN_OR_RETURN(std::string format, c.GetAttr<std::string>("data_format"));
+  const int rank = format == "NDHWC" || format == "NCDHW" ? 5 : 4;
+  const int c_axis = format == "NHWC" || format == "NDHWC" ? rank - 1 : 1;
+  GS_ASSIGN_OR_RETURN(Shape dy, c.WithRank(0, rank));
+  GS_ASSIGN_OR_RETURN(Shape x, c.WithRank(1, rank));
+  absl::StatusOr<Shape> merged = dy.Merge(x);
+  if (!merged.ok()) {
+    return c.Error("x and y_backprop must have the same shape, got ", x.DebugString(), " and ",
+                   dy.DebugString());
+  }
+  static constexpr const char* kNames[] = {"scale", "reserve_space_1", "reserve_space_2"};
+  for (int i = 2; i < 5; ++i) {
+    GS_ASSIGN_OR_RETURN(Shape v, c.WithRank(i, 1));
+    const int64_t have = merged->dim(c_axis), got = v.dim(0);
+    if (have >= 0 && got >= 0 && have != got) {
+      return c.Error(kNames[i - 2], " has ", got, " elements but x ", merged->DebugString(),
+                     " has ", have, " channels");
+    }
+    if (have < 0) merged->set_dim(c_axis, got);
+  }
+  c.set_output(0, *merged);
+  c.set_output(1, Shape{merged->dim(c_axis)});
+  c.set_output(2, Shape{merged->dim(c_axis)});
+  c.set_output(3, Shape{0});
+  c.set_output(4, Shape{0});
   return absl::OkStatus();
 }
 
@@ -155,6 +189,29 @@ absl::Status RegisterNnGradOps(OpRegistry& r) {
         .SetShapeFn(input ? ConvBackpropShape<0> : ConvBackpropShape<1>);
     GS_RETURN_IF_ERROR(r.Register(b));
   }
+  // FusedBatchNormGradV3(y_backprop, x, scale, reserve_space_1..3) -> the
+  // gradients of FusedBatchNormV3's y w.r.t. x, scale and offset. reserve_space_1/2
+  // are the forward op's: the batch mean and (biased) variance in training, the
+  // given mean and variance in inference.
+  GS_RETURN_IF_ERROR(
+      r.Register(OpDefBuilder("FusedBatchNormGradV3")
+                     .Input("y_backprop", "T")
+                     .Input("x", "T")
+                     .Input("scale", DType::kFloat)
+                     .Input("reserve_space_1", "U")
+                     .Input("reserve_space_2", "U")
+                     .Input("reserve_space_3", "U")
+                     .Output("x_backprop", "T")
+                     .Output("scale_backprop", "U")
+                     .Output("offset_backprop", "U")
+                     .Output("reserve_space_4", "U")
+                     .Output("reserve_space_5", "U")
+                     .TypeAttr("T", {DType::kHalf, DType::kBFloat16, DType::kFloat})
+                     .TypeAttr("U", {DType::kFloat})
+                     .Attr("epsilon", 0.0001f)
+                     .EnumAttr("data_format", {"NHWC", "NCHW", "NDHWC", "NCDHW"}, "NHWC")
+                     .Attr("is_training", true)
+                     .SetShapeFn(FusedBatchNormGradShape)));
   return absl::OkStatus();
 }
 

@@ -1,5 +1,6 @@
-// CPU kernel for FusedBatchNormV3 (graph/ops/nn_ops.cc), both modes, as
-// TensorFlow's CPU kernel computes them:
+// CPU kernels for FusedBatchNormV3 (graph/ops/nn_ops.cc) and its gradient
+// FusedBatchNormGradV3 (graph/ops/nn_grad_ops.cc), both modes, as TensorFlow's
+// CPU kernels compute them. The forward op:
 //   inference: y = (x - mean) * rsqrt(variance + epsilon) * scale + offset, and
 //     batch_mean / batch_variance pass the given mean / variance through;
 //   training: the same with the batch's statistics over every axis but the
@@ -9,8 +10,17 @@
 // variance in training), reserve_space_3 a scalar 0 as on TF's CPU. An empty x
 // gives NaN statistics, as in TensorFlow.
 //
+// The gradient (reserve_space_1/2 = mean m and variance v as above, r = rsqrt(v + epsilon),
+// sums and means over the n elements of a channel):
+//   offset_backprop = sum(dy), scale_backprop = r * sum(dy * (x - m)),
+//   training:  x_backprop = scale * r * (dy - mean(dy) - (x - m) * mean(dy * (x - m)) * r^2),
+//   inference: x_backprop = scale * r * dy (m and v are constants),
+// reserve_space_4/5 empty. Unlike TensorFlow's CPU kernel, inference accepts every
+// data format. An empty x gives zero scale and offset gradients, as in TensorFlow.
+//
 // x is viewed as [outer, channels, inner]: channels-last formats have inner = 1,
-// channels-first ones have outer = the batch size.
+// channels-first ones have outer = the batch size. Sums are accumulated in double,
+// element-wise arithmetic is in float for every T.
 #include <cmath>
 #include <limits>
 #include <vector>
@@ -24,11 +34,64 @@ namespace {
 
 struct BatchNormParams {
   float epsilon;
-  float avg_factor;
+  float avg_factor;  // the forward op's exponential_avg_factor (1 for the gradient)
   bool is_training;
   int rank;    // 4, or 5 for NDHWC / NCDHW
   int c_axis;  // the channel axis
 };
+
+absl::StatusOr<BatchNormParams> ParamsOf(const Node& node) {
+  BatchNormParams p{.avg_factor = 1.0f};
+  GS_ASSIGN_OR_RETURN(p.epsilon, node.GetAttr<float>("epsilon"));
+  if (node.op() == "FusedBatchNormV3") {
+    GS_ASSIGN_OR_RETURN(p.avg_factor, node.GetAttr<float>("exponential_avg_factor"));
+  }
+  GS_ASSIGN_OR_RETURN(p.is_training, node.GetAttr<bool>("is_training"));
+  GS_ASSIGN_OR_RETURN(std::string format, node.GetAttr<std::string>("data_format"));
+  p.rank = format == "NDHWC" || format == "NCDHW" ? 5 : 4;
+  p.c_axis = format == "NHWC" || format == "NDHWC" ? p.rank - 1 : 1;
+  return p;
+}
+
+// x of `shape` viewed as [outer, channels, inner] around the channel axis.
+struct ChannelView {
+  int64_t outer = 1, channels = 0, inner = 1;
+
+  ChannelView(const Shape& shape, int c_axis) : channels(shape.dim(c_axis)) {
+    for (int i = 0; i < c_axis; ++i) outer *= shape.dim(i);
+    for (int i = c_axis + 1; i < shape.rank(); ++i) inner *= shape.dim(i);
+  }
+  int64_t per_channel() const { return outer * inner; }
+};
+
+// Per-channel sums of fn(i, c) over the flat indices i of channel c, in double.
+// The outer range is cut into a fixed number of blocks, each with its own
+// partial sums.
+template <typename Fn>
+std::vector<double> ChannelSums(const OpKernelContext& ctx, const ChannelView& v, Fn fn) {
+  const int64_t channels = v.channels, inner = v.inner;
+  const int64_t blocks =
+      std::min<int64_t>(v.outer, 4 * std::max(ctx.device()->intra_op_threads(), 1));
+  std::vector<double> partial(blocks * channels, 0.0);
+  const double cost = 2.0 * v.outer / blocks * channels * inner;
+  ParallelFor(ctx, blocks, cost, [&](int64_t b0, int64_t b1) {
+    for (int64_t b = b0; b < b1; ++b) {
+      double* sums = &partial[b * channels];
+      for (int64_t o = b * v.outer / blocks; o < (b + 1) * v.outer / blocks; ++o) {
+        for (int64_t c = 0; c < channels; ++c) {
+          const int64_t base = (o * channels + c) * inner;
+          double s = 0;
+          for (int64_t i = 0; i < inner; ++i) s += fn(base + i, c);
+          sums[c] += s;
+        }
+      }
+    }
+  });
+  std::vector<double> total(channels, 0.0);
+  for (int64_t b = 0; b < blocks; ++b)
+    for (int64_t c = 0; c < channels; ++c) total[c] += partial[b * channels + c];
+  return total;
+}
 
 template <typename T>
 class FusedBatchNormKernel final : public OpKernel {
@@ -49,9 +112,7 @@ class FusedBatchNormKernel final : public OpKernel {
       GS_CHECK_ARG(i >= checked || v.dim(0) == channels, kNames[i], " has ", v.dim(0),
                    " elements but x ", x.shape().DebugString(), " has ", channels, " channels");
     }
-    int64_t outer = 1, inner = 1;
-    for (int i = 0; i < p_.c_axis; ++i) outer *= x.dim(i);
-    for (int i = p_.c_axis + 1; i < x.rank(); ++i) inner *= x.dim(i);
+    const ChannelView view(x.shape(), p_.c_axis);
 
     Tensor* y = ctx.forward_input_or_allocate_output(0, 0, x.shape(), DTypeOf<T>::value);
     float* stats[4];
@@ -68,8 +129,8 @@ class FusedBatchNormKernel final : public OpKernel {
     std::vector<float> used_mean(mean, mean + (p_.is_training ? 0 : channels));
     std::vector<float> used_var(variance, variance + (p_.is_training ? 0 : channels));
     if (p_.is_training) {
-      BatchStatistics(ctx, x.data<T>(), outer, channels, inner, used_mean, used_var);
-      const float n = static_cast<float>(outer * inner);
+      BatchStatistics(ctx, x.data<T>(), view, used_mean, used_var);
+      const float n = static_cast<float>(view.per_channel());
       const float bessel = n > 1 ? n / (n - 1) : 1.0f;
       const float f = p_.avg_factor;
       for (int64_t c = 0; c < channels; ++c) {
@@ -83,19 +144,19 @@ class FusedBatchNormKernel final : public OpKernel {
     }
     std::copy_n(used_mean.data(), channels, stats[2]);
     std::copy_n(used_var.data(), channels, stats[3]);
-    Normalize(ctx, x.data<T>(), used_mean, used_var, outer, channels, inner, y->data<T>());
+    Normalize(ctx, x.data<T>(), used_mean, used_var, view, y->data<T>());
     return absl::OkStatus();
   }
 
  private:
   void Normalize(const OpKernelContext& ctx, const T* x, const std::vector<float>& mean,
-                 const std::vector<float>& var, int64_t outer, int64_t channels, int64_t inner,
-                 T* y) const {
+                 const std::vector<float>& var, const ChannelView& view, T* y) const {
+    const int64_t channels = view.channels, inner = view.inner;
     const float* scale = ctx.input(1).data<float>();
     const float* offset = ctx.input(2).data<float>();
     std::vector<float> factor(channels);
     for (int64_t c = 0; c < channels; ++c) factor[c] = scale[c] / std::sqrt(var[c] + p_.epsilon);
-    ParallelFor(ctx, outer, 4.0 * channels * inner, [&](int64_t begin, int64_t end) {
+    ParallelFor(ctx, view.outer, 4.0 * channels * inner, [&](int64_t begin, int64_t end) {
       for (int64_t o = begin; o < end; ++o) {
         for (int64_t c = 0; c < channels; ++c) {
           const int64_t base = (o * channels + c) * inner;
@@ -108,68 +169,115 @@ class FusedBatchNormKernel final : public OpKernel {
     });
   }
 
-  // Per-channel sums of fn(x, channel) over outer and inner, in double. The outer
-  // range is cut into a fixed number of blocks, each with its own partial sums.
-  template <typename Fn>
-  static std::vector<double> ChannelSums(const OpKernelContext& ctx, const T* x, int64_t outer,
-                                         int64_t channels, int64_t inner, Fn fn) {
-    const int64_t blocks =
-        std::min<int64_t>(outer, 4 * std::max(ctx.device()->intra_op_threads(), 1));
-    std::vector<double> partial(blocks * channels, 0.0);
-    const double cost = 2.0 * outer / blocks * channels * inner;
-    ParallelFor(ctx, blocks, cost, [&](int64_t b0, int64_t b1) {
-      for (int64_t b = b0; b < b1; ++b) {
-        double* sums = &partial[b * channels];
-        for (int64_t o = b * outer / blocks; o < (b + 1) * outer / blocks; ++o) {
-          for (int64_t c = 0; c < channels; ++c) {
-            const T* row = x + (o * channels + c) * inner;
-            double s = 0;
-            for (int64_t i = 0; i < inner; ++i) s += fn(static_cast<double>(row[i]), c);
-            sums[c] += s;
+  // The batch mean and biased variance of each channel (two passes, for accuracy).
+  static void BatchStatistics(const OpKernelContext& ctx, const T* x, const ChannelView& view,
+                              std::vector<float>& mean, std::vector<float>& var) {
+    const double n = static_cast<double>(view.per_channel());
+    std::vector<double> m =
+        ChannelSums(ctx, view, [x](int64_t i, int64_t) { return static_cast<double>(x[i]); });
+    for (double& s : m) s /= n;
+    std::vector<double> v = ChannelSums(ctx, view, [x, &m](int64_t i, int64_t c) {
+      const double d = static_cast<double>(x[i]) - m[c];
+      return d * d;
+    });
+    mean.assign(m.begin(), m.end());
+    var.resize(view.channels);
+    for (int64_t c = 0; c < view.channels; ++c) var[c] = static_cast<float>(v[c] / n);
+  }
+
+  BatchNormParams p_;
+};
+
+template <typename T>
+class FusedBatchNormGradKernel final : public OpKernel {
+ public:
+  FusedBatchNormGradKernel(const Node& node, const BatchNormParams& p) : OpKernel(node), p_(p) {}
+
+  absl::Status Compute(OpKernelContext& ctx) const override {
+    const Tensor& dy = ctx.input(0);
+    const Tensor& x = ctx.input(1);
+    GS_CHECK_ARG(x.rank() == p_.rank, "x must be ", p_.rank, "-dimensional, got ",
+                 x.shape().DebugString());
+    GS_CHECK_ARG(dy.shape() == x.shape(), "x and y_backprop must have the same shape, got ",
+                 x.shape().DebugString(), " and ", dy.shape().DebugString());
+    const int64_t channels = x.dim(p_.c_axis);
+    static constexpr const char* kNames[] = {"scale", "reserve_space_1", "reserve_space_2"};
+    for (int i = 2; i < 5; ++i) {
+      const Tensor& v = ctx.input(i);
+      GS_CHECK_ARG(v.rank() == 1, kNames[i - 2], " must be a vector, got ",
+                   v.shape().DebugString());
+      GS_CHECK_ARG(v.dim(0) == channels, kNames[i - 2], " has ", v.dim(0), " elements but x ",
+                   x.shape().DebugString(), " has ", channels, " channels");
+    }
+    Tensor* dx = ctx.forward_input_or_allocate_output(0, 0, x.shape(), DTypeOf<T>::value);
+    float* d_scale = ctx.allocate_output(1, Shape{channels}, DType::kFloat)->data<float>();
+    float* d_offset = ctx.allocate_output(2, Shape{channels}, DType::kFloat)->data<float>();
+    ctx.allocate_output(3, Shape{0}, DType::kFloat);
+    ctx.allocate_output(4, Shape{0}, DType::kFloat);
+    if (x.num_elements() == 0) {
+      std::fill_n(d_scale, channels, 0.0f);
+      std::fill_n(d_offset, channels, 0.0f);
+      return absl::OkStatus();
+    }
+    const ChannelView view(x.shape(), p_.c_axis);
+    const T* dyp = dy.data<T>();
+    const T* xp = x.data<T>();
+    const float* scale = ctx.input(2).data<float>();
+    const float* mean = ctx.input(3).data<float>();
+    const float* var = ctx.input(4).data<float>();
+    const std::vector<double> sum_dy =
+        ChannelSums(ctx, view, [dyp](int64_t i, int64_t) { return static_cast<double>(dyp[i]); });
+    const std::vector<double> sum_dy_xc = ChannelSums(ctx, view, [&](int64_t i, int64_t c) {
+      return static_cast<double>(dyp[i]) * (static_cast<double>(xp[i]) - mean[c]);
+    });
+    // x_backprop = a * dy + b * (x - m) + k per channel.
+    std::vector<float> a(channels), b(channels, 0.0f), k(channels, 0.0f);
+    const double n = static_cast<double>(view.per_channel());
+    for (int64_t c = 0; c < channels; ++c) {
+      const double r = 1.0 / std::sqrt(static_cast<double>(var[c]) + p_.epsilon);
+      d_offset[c] = static_cast<float>(sum_dy[c]);
+      d_scale[c] = static_cast<float>(sum_dy_xc[c] * r);
+      const double sr = scale[c] * r;
+      a[c] = static_cast<float>(sr);
+      if (p_.is_training) {
+        b[c] = static_cast<float>(-sr * r * r * sum_dy_xc[c] / n);
+        k[c] = static_cast<float>(-sr * sum_dy[c] / n);
+      }
+    }
+    T* out = dx->data<T>();
+    const int64_t inner = view.inner;
+    ParallelFor(ctx, view.outer, 6.0 * channels * inner, [&](int64_t begin, int64_t end) {
+      for (int64_t o = begin; o < end; ++o) {
+        for (int64_t c = 0; c < channels; ++c) {
+          const int64_t base = (o * channels + c) * inner;
+          for (int64_t i = base; i < base + inner; ++i) {
+            const float xc = static_cast<float>(xp[i]) - mean[c];
+            out[i] = static_cast<T>(a[c] * static_cast<float>(dyp[i]) + b[c] * xc + k[c]);
           }
         }
       }
     });
-    std::vector<double> total(channels, 0.0);
-    for (int64_t b = 0; b < blocks; ++b)
-      for (int64_t c = 0; c < channels; ++c) total[c] += partial[b * channels + c];
-    return total;
+    return absl::OkStatus();
   }
 
-  // The batch mean and biased variance of each channel (two passes, for accuracy).
-  static void BatchStatistics(const OpKernelContext& ctx, const T* x, int64_t outer,
-                              int64_t channels, int64_t inner, std::vector<float>& mean,
-                              std::vector<float>& var) {
-    const double n = static_cast<double>(outer * inner);
-    std::vector<double> m = ChannelSums(ctx, x, outer, channels, inner,
-                                        [](double v, int64_t) { return v; });
-    for (double& s : m) s /= n;
-    std::vector<double> v = ChannelSums(ctx, x, outer, channels, inner, [&m](double xv, int64_t c) {
-      const double d = xv - m[c];
-      return d * d;
-    });
-    mean.assign(m.begin(), m.end());
-    var.resize(channels);
-    for (int64_t c = 0; c < channels; ++c) var[c] = static_cast<float>(v[c] / n);
-  }
-
+ private:
   BatchNormParams p_;
 };
 
 }  // namespace
 
 absl::Status RegisterCpuBatchNormKernels(KernelRegistry& r) {
+  GS_RETURN_IF_ERROR(
+      RegisterTyped(r, "FusedBatchNormV3", TypeList<float, half, bfloat16>{},
+                    []<typename T>(const Node& node) -> absl::StatusOr<std::unique_ptr<OpKernel>> {
+                      GS_ASSIGN_OR_RETURN(BatchNormParams p, ParamsOf(node));
+                      return std::unique_ptr<OpKernel>(new FusedBatchNormKernel<T>(node, p));
+                    }));
   return RegisterTyped(
-      r, "FusedBatchNormV3", TypeList<float, half, bfloat16>{},
+      r, "FusedBatchNormGradV3", TypeList<float, half, bfloat16>{},
       []<typename T>(const Node& node) -> absl::StatusOr<std::unique_ptr<OpKernel>> {
-        BatchNormParams p;
-        GS_ASSIGN_OR_RETURN(p.epsilon, node.GetAttr<float>("epsilon"));
-        GS_ASSIGN_OR_RETURN(p.avg_factor, node.GetAttr<float>("exponential_avg_factor"));
-        GS_ASSIGN_OR_RETURN(p.is_training, node.GetAttr<bool>("is_training"));
-        GS_ASSIGN_OR_RETURN(std::string format, node.GetAttr<std::string>("data_format"));
-        p.rank = format == "NDHWC" || format == "NCDHW" ? 5 : 4;
-        p.c_axis = format == "NHWC" || format == "NDHWC" ? p.rank - 1 : 1;
-        return std::unique_ptr<OpKernel>(new FusedBatchNormKernel<T>(node, p));
+        GS_ASSIGN_OR_RETURN(BatchNormParams p, ParamsOf(node));
+        return std::unique_ptr<OpKernel>(new FusedBatchNormGradKernel<T>(node, p));
       });
 }
 

@@ -11,6 +11,9 @@
 namespace gradserve::testing {
 namespace {
 
+// The dtype of the wrt inputs and of the outputs in L.
+DType CheckedType(const GradCase& c) { return c.reference ? DType::kFloat : DType::kDouble; }
+
 // The graph under test: placeholders (float64 for wrt inputs), the op, the
 // symbolic gradient of L = sum_k <W_k, out_k>, and for order 2 the gradient of
 // L2 = sum_i <V_i, dL/dx_i>. Evaluate() runs it at given input values.
@@ -42,6 +45,16 @@ class Harness {
     return absl::OkStatus();
   }
 
+  // L = sum_k <W_k, out_k> from the float64 reference's outputs (order 1 only).
+  double ReferenceLoss(const std::vector<RefTensor>& ref_outputs) const {
+    double value = 0;
+    for (size_t k = 0; k < weights_.size(); ++k) {
+      const RefTensor& t = ref_outputs[outputs_[k]];
+      for (int64_t j = 0; j < t.size(); ++j) value += t.v[j] * weights_[k].v[j];
+    }
+    return value;
+  }
+
  private:
   absl::Status Build(const GradCase& c) {
     // Output shapes come from one forward run (they may depend on values).
@@ -61,17 +74,18 @@ class Harness {
     }
     Node* node = s.WithName("op").AddNode(c.op, in, c.attrs);
     GS_RETURN_IF_ERROR(s.status());
-    std::vector<int> outs = c.outputs;
-    if (outs.empty()) {
+    outputs_ = c.outputs;
+    if (outputs_.empty()) {
       for (int o = 0; o < node->num_outputs(); ++o)
-        if (node->output_type(o) == DType::kDouble) outs.push_back(o);
+        if (node->output_type(o) == CheckedType(c)) outputs_.push_back(o);
     }
     std::vector<Output> ys, seeds, xs;
-    for (int o : outs) {
-      const RefTensor w = Random(forward.outputs[o].shape());
+    for (int o : outputs_) {
+      // Rounded to the output's dtype, so that the seed and W_k agree exactly.
+      const Tensor w = ToTensor(Random(forward.outputs[o].shape()), node->output_type(o));
       ys.push_back(Output(node, o));
-      seeds.push_back(ops::Const(s, ToTensor(w, DType::kDouble)));
-      weights_.push_back(w);
+      seeds.push_back(ops::Const(s, w));
+      weights_.push_back(FromTensor(w));
     }
     for (int i : c.wrt) xs.push_back(in[i]);
     GS_ASSIGN_OR_RETURN(std::vector<Output> grads, AddGradients(s, ys, xs, seeds));
@@ -110,12 +124,16 @@ class Harness {
   std::unique_ptr<Session> session_;
   std::vector<std::string> feed_names_;
   std::vector<std::string> fetches_;
+  std::vector<int> outputs_;  // the op's outputs in L
   std::vector<RefTensor> weights_;
 };
 
 }  // namespace
 
 absl::Status CheckGradient(const GradCase& c) {
+  if (c.reference && c.order != 1) {
+    return absl::InvalidArgumentError("the float32 path checks first order only");
+  }
   GS_ASSIGN_OR_RETURN(auto harness, Harness::Create(c));
   std::vector<Tensor> inputs;
   for (size_t i = 0; i < c.inputs.size(); ++i) {
@@ -128,26 +146,35 @@ absl::Status CheckGradient(const GradCase& c) {
   std::vector<RefTensor> symbolic;
   GS_RETURN_IF_ERROR(harness->Evaluate(inputs, &value, &symbolic));
 
+  // L with element j of input i moved by `delta`: from the graph itself (float64),
+  // or on the float32 path from the reference at the inputs as fed.
+  std::vector<RefTensor> fed;
+  for (const Tensor& t : inputs) fed.push_back(FromTensor(t));
+  auto loss_at = [&](int i, int64_t j, double delta) -> absl::StatusOr<double> {
+    if (c.reference) {
+      std::vector<RefTensor> at = fed;
+      at[i].v[j] += delta;
+      return harness->ReferenceLoss(c.reference(at));
+    }
+    Tensor x = inputs[i].DeepCopy();
+    x.data<double>()[j] += delta;
+    std::vector<Tensor> at = inputs;
+    at[i] = std::move(x);
+    double loss;
+    std::vector<RefTensor> unused;
+    GS_RETURN_IF_ERROR(harness->Evaluate(at, &loss, &unused));
+    return loss;
+  };
+
   // Central differences; h scaled to the element so relative steps stay similar.
   double worst = 0;
   std::string detail;
   for (size_t w = 0; w < c.wrt.size(); ++w) {
     const int i = c.wrt[w];
-    Tensor x = inputs[i].DeepCopy();
-    double* xv = x.data<double>();
-    for (int64_t j = 0; j < x.num_elements(); ++j) {
-      const double orig = xv[j];
-      const double h = 1e-5 * std::max(1.0, std::abs(orig));
-      std::vector<Tensor> at = inputs;
-      double plus, minus;
-      std::vector<RefTensor> unused;
-      xv[j] = orig + h;
-      at[i] = x.DeepCopy();
-      GS_RETURN_IF_ERROR(harness->Evaluate(at, &plus, &unused));
-      xv[j] = orig - h;
-      at[i] = x.DeepCopy();
-      GS_RETURN_IF_ERROR(harness->Evaluate(at, &minus, &unused));
-      xv[j] = orig;
+    for (int64_t j = 0; j < fed[i].size(); ++j) {
+      const double h = 1e-5 * std::max(1.0, std::abs(fed[i].v[j]));
+      GS_ASSIGN_OR_RETURN(const double plus, loss_at(i, j, h));
+      GS_ASSIGN_OR_RETURN(const double minus, loss_at(i, j, -h));
       const double numeric = (plus - minus) / (2 * h);
       const double sym = symbolic[w].v[j];
       const double err = std::abs(sym - numeric) / std::max(std::abs(numeric), 1.0);

@@ -1,8 +1,11 @@
 // Gradient-check cases for the nn op family (see grad_check_util.h):
-// activations and their *Grad ops, BiasAdd, the softmax family and the losses.
+// activations and their *Grad ops, BiasAdd, the softmax family, the losses,
+// pooling, Conv2D and FusedBatchNormV3 (on the float32 path).
 #include <algorithm>
+#include <cmath>
 #include <string>
 
+#include "absl/strings/str_cat.h"
 #include "graph/attr.h"
 #include "tests/unit/autodiff/grad_check_util.h"
 
@@ -291,6 +294,88 @@ void AddConvCases(std::vector<GradCase>& cases) {
                    .wrt = {0, 2}});
 }
 
+// FusedBatchNormV3's y in float64: x normalized with the batch mean and biased
+// variance (training) or the mean and variance inputs (inference), then scaled
+// and shifted. Outputs 1-5 carry no gradient (as in TensorFlow), so only y is in L.
+std::vector<RefTensor> BatchNormY(const std::vector<RefTensor>& in, int axis, double epsilon,
+                                  bool training) {
+  const RefTensor& x = in[0];
+  const int64_t channels = x.dim(axis);
+  int64_t inner = 1;
+  for (int d = axis + 1; d < x.rank(); ++d) inner *= x.dim(d);
+  auto channel = [&](int64_t i) { return (i / inner) % channels; };
+  std::vector<double> mean(channels, 0.0), var(channels, 0.0);
+  if (training) {
+    const double n = static_cast<double>(x.size() / channels);
+    for (int64_t i = 0; i < x.size(); ++i) mean[channel(i)] += x.v[i] / n;
+    for (int64_t i = 0; i < x.size(); ++i) {
+      const double d = x.v[i] - mean[channel(i)];
+      var[channel(i)] += d * d / n;
+    }
+  } else {
+    mean = in[3].v;
+    var = in[4].v;
+  }
+  RefTensor y = x;
+  for (int64_t i = 0; i < x.size(); ++i) {
+    const int64_t c = channel(i);
+    y.v[i] = (x.v[i] - mean[c]) / std::sqrt(var[c] + epsilon) * in[1].v[c] + in[2].v[c];
+  }
+  return {y};
+}
+
+// The float32 path (grad_check_util.h): FusedBatchNormV3 has no float64 kernel.
+// Symbolic float32 against differences of the float64 reference, tolerance 1e-4:
+// float32 rounding in the kernels (the saved statistics, then a few operations
+// per element on terms of size ~scale * rsqrt(var + eps)) leaves errors of ~3e-7
+// here, while a wrong term in a formula shows as O(1e-2) or more.
+// Two elements per channel are the ill-conditioned case: with var near 0 the
+// rounding of the saved mean is amplified by up to ~scale * var^0.5 / (var + eps)^1.5,
+// which a larger epsilon (0.1) keeps to ~1e-6 instead of ~1e-4 with 0.001.
+void AddBatchNormCases(std::vector<GradCase>& cases) {
+  struct Spec {
+    const char* name;
+    Shape x;
+    const char* format;
+    bool training;
+    float factor = 1.0f;
+    float epsilon = 0.001f;
+  };
+  const std::vector<Spec> specs = {
+      {"training_nhwc", {3, 5, 4, 7}, "NHWC", true},
+      {"training_two_per_channel", {2, 1, 1, 3}, "NHWC", true, 1.0f, 0.1f},
+      {"training_nchw_avg_factor", {3, 3, 2, 5}, "NCHW", true, 0.5f},
+      {"training_ncdhw", {2, 3, 1, 3, 3}, "NCDHW", true},
+      {"inference_nhwc", {3, 5, 2, 3}, "NHWC", false},
+      {"inference_nchw", {3, 3, 2, 5}, "NCHW", false},
+  };
+  for (const Spec& s : specs) {
+    const float epsilon = s.epsilon;
+    const std::string format = s.format;
+    const int axis = format == "NHWC" || format == "NDHWC" ? s.x.rank() - 1 : 1;
+    const int64_t c = s.x.dim(axis);
+    const bool training = s.training;
+    // In training, mean and variance reach only the statistics outputs.
+    const std::vector<int> wrt =
+        training ? std::vector<int>{0, 1, 2} : std::vector<int>{0, 1, 2, 3, 4};
+    cases.push_back({.name = absl::StrCat("FusedBatchNormV3_", s.name),
+                     .op = "FusedBatchNormV3",
+                     .inputs = {Random(s.x, -2, 3), Random(Shape{c}, 0.5, 1.5), Random(Shape{c}),
+                                Random(Shape{c}), Random(Shape{c}, 0.1, 2)},
+                     .input_dtypes = std::vector<DType>(5, DType::kFloat),
+                     .attrs = {{"epsilon", MakeAttr(epsilon)},
+                               {"data_format", MakeAttr(format)},
+                               {"is_training", MakeAttr(training)},
+                               {"exponential_avg_factor", MakeAttr(s.factor)}},
+                     .wrt = wrt,
+                     .tolerance = 1e-4,
+                     .outputs = {0},
+                     .reference = [axis, epsilon, training](const std::vector<RefTensor>& in) {
+                       return BatchNormY(in, axis, epsilon, training);
+                     }});
+  }
+}
+
 }  // namespace
 
 std::vector<GradCase> NnGradCases() {
@@ -302,6 +387,7 @@ std::vector<GradCase> NnGradCases() {
   AddLossCases(cases);
   AddPoolCases(cases);
   AddConvCases(cases);
+  AddBatchNormCases(cases);
   return cases;
 }
 

@@ -1,8 +1,9 @@
 // Conformance cases for the backward and loss ops of the nn family (see
 // op_test_util.h): ReluGrad, Relu6Grad, EluGrad, SigmoidGrad, TanhGrad,
 // BiasAddGrad, SoftmaxCrossEntropyWithLogits, SparseSoftmaxCrossEntropyWithLogits
-// and L2Loss; the pooling and Conv2D gradients in nn_grad_window_cases.cc.
-// NnOpCases (nn_cases.cc) includes them.
+// and L2Loss; the pooling and Conv2D gradients in nn_grad_window_cases.cc,
+// FusedBatchNormGradV3 in nn_batch_norm_grad_cases.cc. NnOpCases (nn_cases.cc)
+// includes them.
 #include <algorithm>
 #include <cmath>
 #include <string>
@@ -13,7 +14,8 @@
 
 namespace gradserve::testing {
 
-std::vector<OpCase> NnGradWindowOpCases();  // nn_grad_window_cases.cc
+std::vector<OpCase> NnGradWindowOpCases();     // nn_grad_window_cases.cc
+std::vector<OpCase> NnBatchNormGradOpCases();  // nn_batch_norm_grad_cases.cc
 
 namespace {
 
@@ -281,6 +283,7 @@ std::vector<OpCase> NnGradOpCases() {
   AddBiasAddGradCases(cases);
   AddLossCases(cases);
   for (OpCase& c : NnGradWindowOpCases()) cases.push_back(std::move(c));
+  for (OpCase& c : NnBatchNormGradOpCases()) cases.push_back(std::move(c));
   return cases;
 }
 
