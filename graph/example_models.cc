@@ -58,9 +58,9 @@ class ModelBuilder {
                                       Output input, Output logits, Output probabilities) {
     Output labels = ops::Placeholder(scope_.WithName("labels"), DType::kInt64, Shape{-1});
     // loss = mean over the batch of -log softmax(logits)[label].
-    const Scope ls = scope_.NewSubScope("loss");
+    const Scope ls = scope_.NewSubScope("xent");
     Output per_example =
-        ops::SparseSoftmaxCrossEntropyWithLogits(ls.WithName("xent"), logits, labels).loss;
+        ops::SparseSoftmaxCrossEntropyWithLogits(ls.WithName("per_example"), logits, labels).loss;
     Output loss = ops::Mean(scope_.WithName("loss"), per_example,
                             ops::Const(ls.WithName("axis"), int32_t{0}));
     GS_RETURN_IF_ERROR(scope_.status());
@@ -136,9 +136,54 @@ absl::StatusOr<ExampleModel> BuildDigitsCnn(uint64_t seed) {
   return b.Finish("digits_cnn", "images", images, logits, probabilities);
 }
 
+absl::StatusOr<ExampleModel> BuildFashionMlp(uint64_t seed) {
+  ModelBuilder b(seed);
+  const Scope& s = b.scope();
+  Output pixels = ops::Placeholder(s.WithName("pixels"), DType::kFloat, Shape{-1, 784});
+  Output h = b.Dense("dense1", pixels, 784, 512, /*relu=*/true);
+  h = b.Dense("dense2", h, 512, 512, /*relu=*/true);
+  Output logits = ops::Identity(s.WithName("logits"), b.Dense("dense3", h, 512, 10, false));
+  Output probabilities = ops::Softmax(s.WithName("probabilities"), logits);
+  GS_RETURN_IF_ERROR(s.status());
+  return b.Finish("fashion_mlp", "pixels", pixels, logits, probabilities);
+}
+
+absl::StatusOr<ExampleModel> BuildFashionCnn(uint64_t seed) {
+  ModelBuilder b(seed);
+  const Scope& s = b.scope();
+  Output images = ops::Placeholder(s.WithName("images"), DType::kFloat, Shape{-1, 28, 28, 1});
+  // conv 3x3 VALID -> ReLU -> max-pool 2: 28 -> 26 -> 13, then 13 -> 11 -> 5.
+  Output h = images;
+  int64_t in_channels = 1;
+  for (const auto& [name, filters] : {std::pair<const char*, int64_t>{"conv1", 32}, {"conv2", 64}}) {
+    const Scope conv = s.NewSubScope(name);
+    Output kernel = b.Variable(conv, "kernel", Shape{3, 3, in_channels, filters}, /*glorot=*/true);
+    Output bias = b.Variable(conv, "bias", Shape{filters}, /*glorot=*/false);
+    h = ops::Conv2D(conv.WithName("Conv2D"), h, kernel, {1, 1, 1, 1}, "VALID");
+    h = ops::Relu(conv.WithName("Relu"), ops::BiasAdd(conv.WithName("BiasAdd"), h, bias));
+    h = ops::MaxPool(conv.WithName("pool"), h, {1, 2, 2, 1}, {1, 2, 2, 1}, "VALID");
+    in_channels = filters;
+  }
+  Output flat_shape =
+      ops::Const(s.WithName("flatten/shape"), std::vector<int32_t>{-1, 5 * 5 * 64}, Shape{2});
+  h = ops::Reshape(s.WithName("flatten"), h, flat_shape);
+  Output logits =
+      ops::Identity(s.WithName("logits"), b.Dense("dense", h, 5 * 5 * 64, 10, false));
+  Output probabilities = ops::Softmax(s.WithName("probabilities"), logits);
+  GS_RETURN_IF_ERROR(s.status());
+  return b.Finish("fashion_cnn", "images", images, logits, probabilities);
+}
+
+std::vector<ExampleModelBuilder> ExampleModelBuilders() {
+  return {{"digits_mlp", &BuildDigitsMlp},
+          {"digits_cnn", &BuildDigitsCnn},
+          {"fashion_mlp", &BuildFashionMlp},
+          {"fashion_cnn", &BuildFashionCnn}};
+}
+
 absl::Status WriteExampleModels(const std::string& out_dir, uint64_t seed) {
-  for (auto build : {&BuildDigitsMlp, &BuildDigitsCnn}) {
-    GS_ASSIGN_OR_RETURN(ExampleModel model, build(seed));
+  for (const ExampleModelBuilder& builder : ExampleModelBuilders()) {
+    GS_ASSIGN_OR_RETURN(ExampleModel model, builder.build(seed));
     const std::string dir = absl::StrCat(out_dir, "/", model.name, "/1");
     GS_RETURN_IF_ERROR(Annotate(WriteSavedModel(dir, model.proto, model.variables), dir));
   }

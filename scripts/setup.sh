@@ -16,7 +16,9 @@ DEB_PACKAGES=(
   libabsl-dev
   libeigen3-dev
   libdnnl-dev zlib1g-dev
-  libboost-program-options-dev
+  libboost-program-options-dev libboost-dev
+  libgrpc++-dev protobuf-compiler-grpc prometheus-cpp-dev nlohmann-json3-dev
+  prometheus
   libgtest-dev libgmock-dev libbenchmark-dev
   python3-venv
   dataset-fashion-mnist
@@ -27,6 +29,7 @@ PY_PACKAGES=(
   "numpy>=1.26,<3"
   "protobuf>=4.21,<7"
   "tensorflow-cpu>=2.16"
+  "tritonclient[grpc,http]>=2.40"
 )
 
 missing=()

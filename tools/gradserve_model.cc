@@ -1,13 +1,20 @@
 // gradserve-model: inspect, run and convert saved models and GraphDefs, in the
-// spirit of TensorFlow's saved_model_cli. `gradserve-model --help` documents it.
+// spirit of TensorFlow's saved_model_cli; train and evaluate classifiers.
+// `gradserve-model --help` documents it.
 //
 // Exit status: 0 on success, 1 when the command fails (one line on stderr),
 // 2 for bad flags (the message and the usage on stderr).
+#include <unistd.h>
+
+#include <cmath>
 #include <iostream>
+#include <optional>
 #include <string>
 #include <vector>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_replace.h"
+#include "absl/strings/str_split.h"
 #include "boost/program_options.hpp"
 #include "tools/model_commands.h"
 
@@ -24,6 +31,9 @@ Commands:
   run      Run a saved model's signature, or a bare GraphDef (e.g. a TensorFlow
            frozen graph), on inputs from .npy files; write outputs as .npy files.
   convert  Convert a GraphDef or SavedModel between binary (.pb) and text (.pbtxt).
+  train    Train a saved model's `train` signature on a labelled data set (CSV,
+           IDX or NPY) and write the result as a new model version.
+  evaluate Print a classifier's accuracy and mean loss on a labelled data set.
 
 `gradserve-model COMMAND --help` shows one command's flags.
 )";
@@ -34,8 +44,35 @@ struct Command {
   po::options_description flags;
 };
 
-std::vector<Command> MakeCommands(RunOptions& run, std::string& model, std::string& graph,
-                                  std::string& in, std::string& out, std::string& type) {
+// Every command's flag values (program_options writes into them).
+struct Flags {
+  RunOptions run;
+  std::string model, graph, in, out, type;
+  TrainOptions train;
+  EvaluateOptions evaluate;
+  // Parsed after program_options: they need more than its conversions.
+  std::string scale, optimizer = "adam";
+};
+
+// --data/--idx/--npy (and --scale) into `source`; `prefix` names the test set's.
+void AddDataFlags(po::options_description& flags, DataSource& source, const std::string& prefix,
+                  const std::string& what) {
+  flags.add_options()
+      ((prefix + "data").c_str(), po::value(&source.csv)->value_name("FILE.csv[.gz]"),
+       (what + ": a CSV file, one example per line, the label last (.gz read through zlib)")
+           .c_str())
+      ((prefix + "idx").c_str(),
+       po::value(&source.idx)->multitoken()->value_name("IMAGES LABELS"),
+       (what + ": IDX images (idx3-ubyte) and labels (idx1-ubyte), optionally gzipped, "
+               "as MNIST and Fashion-MNIST ship them").c_str())
+      ((prefix + "npy").c_str(),
+       po::value(&source.npy)->multitoken()->value_name("FEATURES LABELS"),
+       (what + ": a features .npy (any numeric dtype) and an integer labels .npy").c_str());
+}
+
+std::vector<Command> MakeCommands(Flags& f) {
+  RunOptions& run = f.run;
+  std::string &model = f.model, &graph = f.graph, &in = f.in, &out = f.out, &type = f.type;
   std::vector<Command> commands;
 
   po::options_description show("show flags");
@@ -83,7 +120,145 @@ std::vector<Command> MakeCommands(RunOptions& run, std::string& model, std::stri
        "what the file holds; auto: a directory or a file named saved_model.* is a "
        "SavedModel, anything else a GraphDef");
   commands.push_back({"convert", "convert --in A --out B [--type auto|graph|saved_model]", c});
+
+  TrainOptions& t = f.train;
+  po::options_description tr("train flags");
+  tr.add_options()
+      ("help,h", "show this help")
+      ("model", po::value(&t.model_dir)->value_name("DIR"),
+       "saved model version directory with a 'train' signature (one feature input, one "
+       "int64 label input)");
+  AddDataFlags(tr, t.data, "", "training data");
+  const OptimizerConfig defaults;
+  tr.add_options()
+      ("scale", po::value(&f.scale)->value_name("X"),
+       "multiply the features by X, a number or a fraction such as 1/16 (default: 1 for CSV "
+       "and NPY, 1/255 for IDX; the shipped digits.csv.gz needs 1/16)")
+      ("test-fraction", po::value(&t.test_fraction)->value_name("F")->default_value(0.2, "0.2"),
+       "hold out this fraction of the data (shuffled with --seed) as the test set; 0: none");
+  AddDataFlags(tr, t.test_data, "test-", "a separate test set instead of --test-fraction");
+  tr.add_options()
+      ("epochs", po::value(&t.epochs)->value_name("N")->default_value(t.epochs), "passes over "
+       "the training data")
+      ("batch-size", po::value(&t.batch_size)->value_name("B")->default_value(t.batch_size),
+       "examples per step (the last batch of an epoch may be smaller)")
+      ("optimizer", po::value(&f.optimizer)->value_name("sgd|momentum|adam|adamw")
+                        ->default_value(f.optimizer), "the optimizer (Keras's defaults)")
+      ("learning-rate", po::value(&t.optimizer.learning_rate)->value_name("LR")
+                            ->default_value(defaults.learning_rate, "0.001"), "step size")
+      ("momentum", po::value(&t.optimizer.momentum)->value_name("M")
+                       ->default_value(defaults.momentum, "0.9"), "--optimizer momentum only")
+      ("weight-decay", po::value(&t.optimizer.weight_decay)->value_name("WD")
+                           ->default_value(defaults.weight_decay, "0.004"),
+       "--optimizer adamw only: decoupled weight decay")
+      ("clip-global-norm", po::value(&t.optimizer.clip_global_norm)->value_name("C")
+                               ->default_value(0.0, "0"),
+       "scale the gradients down to global norm C when above it; 0: no clipping")
+      ("seed", po::value(&t.seed)->value_name("S")->default_value(t.seed),
+       "seeds the test split and each epoch's shuffle (same seed, same batches)")
+      ("output", po::value(&t.output_dir)->value_name("DIR"),
+       "the new version directory to write (must not exist or be empty); default: the next "
+       "free version beside --model, <model>/<max version + 1>")
+      ("intra-op-threads", po::value(&t.session.intra_op_threads)->value_name("N")
+                               ->default_value(0), "threads one op may use; 0: all cores")
+      ("inter-op-threads", po::value(&t.session.inter_op_threads)->value_name("N")
+                               ->default_value(0), "ops run at once; 0: all cores");
+  commands.push_back(
+      {"train",
+       "train --model DIR (--data FILE.csv[.gz] | --idx IMAGES LABELS | --npy FEATURES LABELS)\n"
+       "       [--test-fraction F | --test-data ... | --test-idx ... | --test-npy ...]\n"
+       "       [--epochs N] [--batch-size B] [--optimizer NAME] [--learning-rate LR] "
+       "[--output DIR] ...",
+       tr});
+
+  EvaluateOptions& e = f.evaluate;
+  po::options_description ev("evaluate flags");
+  ev.add_options()
+      ("help,h", "show this help")
+      ("model", po::value(&e.model_dir)->value_name("DIR"), "saved model version directory");
+  AddDataFlags(ev, e.data, "", "the data");
+  ev.add_options()
+      ("scale", po::value(&f.scale)->value_name("X"),
+       "multiply the features by X, a number or a fraction such as 1/16 (default: 1 for CSV "
+       "and NPY, 1/255 for IDX)")
+      ("signature", po::value(&e.signature)->value_name("KEY")->default_value(e.signature),
+       "the signature to evaluate: one input, a 'logits' or 'probabilities' output")
+      ("batch-size", po::value(&e.batch_size)->value_name("B")->default_value(e.batch_size),
+       "examples per run")
+      ("intra-op-threads", po::value(&e.session.intra_op_threads)->value_name("N")
+                               ->default_value(0), "threads one op may use; 0: all cores")
+      ("inter-op-threads", po::value(&e.session.inter_op_threads)->value_name("N")
+                               ->default_value(0), "ops run at once; 0: all cores");
+  commands.push_back(
+      {"evaluate",
+       "evaluate --model DIR (--data FILE.csv[.gz] | --idx IMAGES LABELS | --npy FEATURES "
+       "LABELS) [--scale X]",
+       ev});
   return commands;
+}
+
+// "0.5", "1/16": the --scale value, or nullopt when it is neither.
+std::optional<float> ParseScale(const std::string& text) {
+  const std::vector<std::string> parts = absl::StrSplit(text, '/');
+  double num = 0, den = 1;
+  if (parts.empty() || parts.size() > 2 || !absl::SimpleAtod(parts[0], &num) ||
+      (parts.size() == 2 && !absl::SimpleAtod(parts[1], &den)) || den == 0) {
+    return std::nullopt;
+  }
+  const double scale = num / den;
+  if (!std::isfinite(scale) || scale == 0) return std::nullopt;
+  return static_cast<float>(scale);
+}
+
+// The empty string, or what is wrong with a data source's flags.
+std::string DataSourceProblem(const DataSource& d, const std::string& prefix) {
+  if (d.count() > 1) {
+    return "give one of --" + prefix + "data, --" + prefix + "idx and --" + prefix + "npy";
+  }
+  if (!d.idx.empty() && d.idx.size() != 2) return "--" + prefix + "idx takes IMAGES LABELS";
+  if (!d.npy.empty() && d.npy.size() != 2) return "--" + prefix + "npy takes FEATURES LABELS";
+  return "";
+}
+
+// Checks the train/evaluate flags that program_options cannot; "" when fine.
+std::string CheckTrainFlags(Flags& f, const po::variables_map& vm, bool train) {
+  DataSource& data = train ? f.train.data : f.evaluate.data;
+  if ((train ? f.train.model_dir : f.evaluate.model_dir).empty()) return "--model is required";
+  if (data.count() == 0) return "give the data: --data, --idx or --npy";
+  if (std::string p = DataSourceProblem(data, ""); !p.empty()) return p;
+  if (!f.scale.empty()) {
+    const std::optional<float> scale = ParseScale(f.scale);
+    if (!scale) return "--scale must be a non-zero number or a fraction such as 1/16, not '" +
+                       f.scale + "'";
+    data.scale = scale;
+  }
+  if (!train) {
+    if (f.evaluate.batch_size < 1) return "--batch-size must be positive";
+    return "";
+  }
+  TrainOptions& t = f.train;
+  if (std::string p = DataSourceProblem(t.test_data, "test-"); !p.empty()) return p;
+  t.test_data.scale = data.scale;
+  if (t.test_data.count() > 0 && !vm["test-fraction"].defaulted()) {
+    return "give --test-fraction or a separate test set, not both";
+  }
+  if (t.test_fraction < 0 || t.test_fraction >= 1) return "--test-fraction must be in [0, 1)";
+  if (t.epochs < 1) return "--epochs must be at least 1";
+  if (t.batch_size < 1) return "--batch-size must be positive";
+  absl::StatusOr<OptimizerKind> kind = ParseOptimizerKind(f.optimizer);
+  if (!kind.ok()) return "--optimizer: " + std::string(kind.status().message());
+  t.optimizer.kind = *kind;
+  if (!vm["momentum"].defaulted() && *kind != OptimizerKind::kMomentum) {
+    return "--momentum applies to --optimizer momentum only";
+  }
+  if (!vm["weight-decay"].defaulted() && *kind != OptimizerKind::kAdamW) {
+    return "--weight-decay applies to --optimizer adamw only";
+  }
+  if (absl::Status valid = t.optimizer.Validate(); !valid.ok()) {
+    return std::string(valid.message());
+  }
+  if (::isatty(STDERR_FILENO)) t.progress = &std::cerr;
+  return "";
 }
 
 void PrintHelp(const std::vector<Command>& commands, std::ostream& os) {
@@ -110,9 +285,11 @@ int Failed(const absl::Status& status) {
 }
 
 int Main(int argc, char** argv) {
-  RunOptions run;
-  std::string model, graph, in, out, type;
-  const std::vector<Command> commands = MakeCommands(run, model, graph, in, out, type);
+  Flags flags;
+  const std::vector<Command> commands = MakeCommands(flags);
+  RunOptions& run = flags.run;
+  const std::string &model = flags.model, &graph = flags.graph, &in = flags.in, &out = flags.out,
+                    &type = flags.type;
   if (argc < 2) return BadFlags("no command given", nullptr, commands);
   const std::string name = argv[1];
   if (name == "--help" || name == "-h" || name == "help") {
@@ -159,6 +336,12 @@ int Main(int argc, char** argv) {
                       commands);
     }
     status = Run(run, std::cout);
+  } else if (name == "train" || name == "evaluate") {
+    const bool train = name == "train";
+    if (std::string problem = CheckTrainFlags(flags, vm, train); !problem.empty()) {
+      return BadFlags(problem, command, commands);
+    }
+    status = train ? Train(flags.train, std::cout) : EvaluateModel(flags.evaluate, std::cout);
   } else {
     if (in.empty() || out.empty()) {
       return BadFlags("--in and --out are required", command, commands);

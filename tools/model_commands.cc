@@ -2,9 +2,15 @@
 
 #include <sys/stat.h>
 
+#include <filesystem>
 #include <map>
+#include <memory>
+#include <tuple>
 
+#include "absl/algorithm/container.h"
+#include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
@@ -20,6 +26,8 @@
 #include "graph/saved_model.h"
 #include "graph/status.h"
 #include "runtime/saved_model_loader.h"
+#include "runtime/trainer.h"
+#include "tools/train_loop.h"
 
 namespace gradserve::tools {
 namespace {
@@ -169,7 +177,132 @@ absl::Status RunGraph(const RunOptions& o, std::ostream& out) {
   return absl::OkStatus();
 }
 
+// Non-empty and all digits: a version directory's name.
+bool IsVersionName(const std::string& name) {
+  return !name.empty() && name.size() <= 18 && absl::c_all_of(name, absl::ascii_isdigit);
+}
+
+// Refuses a directory that holds anything: training must never mix its files
+// with another model version's, nor replace one a server may be loading.
+absl::Status CheckOutputDir(const std::string& dir) {
+  namespace fs = std::filesystem;
+  std::error_code error;
+  const fs::file_status status = fs::status(dir, error);
+  if (!fs::exists(status)) return absl::OkStatus();
+  GS_CHECK_ARG(fs::is_directory(status), "output ", dir, " exists and is not a directory");
+  if (!fs::is_empty(dir, error) || error) {
+    return absl::AlreadyExistsError(absl::StrCat(
+        "refusing to write the trained model into ", dir,
+        ": the directory exists and is not empty (give another --output, or remove it)"));
+  }
+  return absl::OkStatus();
+}
+
+// --output, or <model>/<max version + 1> beside a numbered version directory.
+absl::StatusOr<std::string> ChooseOutputDir(const std::string& model_dir,
+                                            const std::string& output_dir) {
+  namespace fs = std::filesystem;
+  if (!output_dir.empty()) {
+    GS_RETURN_IF_ERROR(CheckOutputDir(output_dir));
+    return output_dir;
+  }
+  fs::path version = fs::path(model_dir).lexically_normal();
+  if (!version.has_filename()) version = version.parent_path();  // "dir/" -> "dir"
+  GS_CHECK_ARG(IsVersionName(version.filename().string()),
+               "cannot choose an output directory: ", model_dir,
+               " is not a numbered version directory (<model>/<version>); give --output");
+  const fs::path parent = version.has_parent_path() ? version.parent_path() : fs::path(".");
+  int64_t max_version = 0;
+  std::error_code error;
+  for (const fs::directory_entry& entry : fs::directory_iterator(parent, error)) {
+    const std::string name = entry.path().filename().string();
+    int64_t v;
+    if (IsVersionName(name) && absl::SimpleAtoi(name, &v)) max_version = std::max(max_version, v);
+  }
+  if (error) {
+    return absl::ErrnoToStatus(error.value(), absl::StrCat("cannot list ", parent.string()));
+  }
+  const std::string dir = (parent / std::to_string(max_version + 1)).string();
+  GS_RETURN_IF_ERROR(CheckOutputDir(dir));
+  return dir;
+}
+
+// The file that holds a source's labels, for messages.
+std::string SourceName(const DataSource& source) {
+  if (!source.csv.empty()) return source.csv;
+  const std::vector<std::string>& pair = source.idx.empty() ? source.npy : source.idx;
+  return pair.empty() ? "" : pair.back();
+}
+
+std::string Describe(const Dataset& data) {
+  return absl::StrCat(data.size(), " examples of ",
+                      Shape(data.features.shape().dims().subspan(1)).DebugString(), ", ",
+                      NumClasses(data), " classes");
+}
+
 }  // namespace
+
+absl::StatusOr<Dataset> LoadDataSource(const DataSource& source) {
+  GS_CHECK_ARG(source.count() == 1, "give exactly one data source (CSV, IDX or NPY), not ",
+               source.count());
+  if (!source.csv.empty()) return ReadCsvDataset(source.csv, source.scale.value_or(1.0f));
+  const std::vector<std::string>& pair = source.idx.empty() ? source.npy : source.idx;
+  GS_CHECK_ARG(pair.size() == 2, source.idx.empty() ? "NPY" : "IDX",
+               " data needs two files (features and labels), not ", pair.size());
+  if (!source.idx.empty()) {
+    return ReadIdxDataset(pair[0], pair[1], source.scale.value_or(1.0f / 255));
+  }
+  return ReadNpyDataset(pair[0], pair[1], source.scale.value_or(1.0f));
+}
+
+absl::Status Train(const TrainOptions& o, std::ostream& out) {
+  GS_CHECK_ARG(o.test_fraction >= 0 && o.test_fraction < 1,
+               "the test fraction must be in [0, 1), not ", o.test_fraction);
+  GS_ASSIGN_OR_RETURN(const std::string output_dir, ChooseOutputDir(o.model_dir, o.output_dir));
+  GS_ASSIGN_OR_RETURN(Dataset data, LoadDataSource(o.data));
+  Dataset test;
+  if (o.test_data.count() > 0) {
+    GS_ASSIGN_OR_RETURN(test, LoadDataSource(o.test_data));
+  }
+  GS_ASSIGN_OR_RETURN(std::unique_ptr<Trainer> trainer,
+                      Trainer::Load(o.model_dir, o.optimizer, o.session));
+  // Before the split, so an error names the file and the example in it.
+  GS_RETURN_IF_ERROR(CheckLabels(trainer->bundle(), data, SourceName(o.data)));
+  GS_RETURN_IF_ERROR(CheckLabels(trainer->bundle(), test, SourceName(o.test_data)));
+  Dataset train;
+  if (o.test_data.count() > 0) {
+    train = std::move(data);
+  } else {
+    std::tie(train, test) = ShuffleSplit(data, 1.0 - o.test_fraction, o.seed);
+  }
+  out << "training data: " << Describe(train) << "\n";
+  if (test.size() > 0) out << "test data: " << Describe(test) << "\n";
+  out << "training " << o.model_dir << " from step " << trainer->step() << ": "
+      << OptimizerKindName(o.optimizer.kind) << ", learning rate " << o.optimizer.learning_rate
+      << ", batch size " << o.batch_size << ", " << o.epochs << " epoch"
+      << (o.epochs == 1 ? "" : "s") << "\n";
+  TrainLoopOptions loop;
+  loop.epochs = o.epochs;
+  loop.batch_size = o.batch_size;
+  loop.seed = o.seed;
+  loop.progress = o.progress;
+  GS_RETURN_IF_ERROR(TrainEpochs(*trainer, train, test, loop, out).status());
+  // Again: another process may have taken the directory while we trained.
+  GS_RETURN_IF_ERROR(CheckOutputDir(output_dir));
+  GS_RETURN_IF_ERROR(trainer->Save(output_dir));
+  out << "wrote " << output_dir << " (step " << trainer->step() << ")\n";
+  return absl::OkStatus();
+}
+
+absl::Status EvaluateModel(const EvaluateOptions& o, std::ostream& out) {
+  GS_ASSIGN_OR_RETURN(Dataset data, LoadDataSource(o.data));
+  GS_ASSIGN_OR_RETURN(SavedModelBundle bundle, LoadSavedModel(o.model_dir, o.session));
+  GS_RETURN_IF_ERROR(CheckLabels(bundle, data, SourceName(o.data), o.signature));
+  GS_ASSIGN_OR_RETURN(EvalResult r, Evaluate(bundle, data, o.batch_size, o.signature));
+  out << absl::StrFormat("accuracy %.4f  loss %.4f  (%d examples)\n", r.accuracy, r.loss,
+                         r.examples);
+  return absl::OkStatus();
+}
 
 absl::Status ShowSavedModel(const std::string& dir, std::ostream& out) {
   GS_ASSIGN_OR_RETURN(SavedModelData model, ReadSavedModel(dir));
