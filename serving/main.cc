@@ -1,0 +1,165 @@
+// gradserve: the inference server. `gradserve --help` documents every flag;
+// the names follow Triton's where it has one.
+//
+// Start-up: load the repository's models in the background, serve gRPC (and
+// health) at once, report ready when the initial load finished. SIGTERM or
+// SIGINT: report not ready, stop taking calls, let in-flight requests finish
+// (up to --exit-timeout-secs), unload everything, exit 0.
+#include <pthread.h>
+#include <signal.h>
+
+#include <iostream>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "boost/program_options.hpp"
+#include "serving/grpc_server.h"
+#include "serving/inference_service.h"
+#include "serving/model_manager.h"
+
+namespace po = boost::program_options;
+
+namespace gradserve::serving {
+namespace {
+
+struct Flags {
+  std::string model_repository;
+  int grpc_port = 8001;
+  int http_port = 8000;
+  int metrics_port = 8002;
+  std::string model_control_mode = "none";
+  int repository_poll_secs = 15;
+  std::vector<std::string> load_model;
+  int exit_timeout_secs = 30;
+  int log_verbose = 0;
+  int intra_op_threads = 0;
+  int inter_op_threads = 0;
+  std::string address = "0.0.0.0";
+};
+
+void Log(absl::string_view message) {
+  std::cerr << absl::FormatTime("%Y-%m-%d %H:%M:%E3S", absl::Now(), absl::LocalTimeZone())
+            << " gradserve: " << message << std::endl;
+}
+
+int Serve(const Flags& flags) {
+  absl::StatusOr<ControlMode> mode = ParseControlMode(flags.model_control_mode);
+  if (!mode.ok()) {
+    Log(mode.status().message());
+    return 2;
+  }
+  // Signals go to the main thread's sigwait only: block them before any thread starts.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  ModelManagerOptions options;
+  options.repository = flags.model_repository;
+  options.mode = *mode;
+  options.poll_interval = absl::Seconds(flags.repository_poll_secs);
+  options.startup_models = flags.load_model;
+  options.session.intra_op_threads = flags.intra_op_threads;
+  options.session.inter_op_threads = flags.inter_op_threads;
+  options.on_load = [](const std::string& model, int64_t version, double seconds, bool ok) {
+    Log(absl::StrCat(ok ? "loaded" : "failed to load", " model '", model, "' version ", version,
+                     " in ", absl::FormatDuration(absl::Seconds(seconds))));
+  };
+  options.on_state = [&flags](const std::string& model, int64_t version, VersionState state) {
+    if (flags.log_verbose > 0) {
+      Log(absl::StrCat("model '", model, "' version ", version, " is ", VersionStateName(state)));
+    }
+  };
+  absl::StatusOr<std::unique_ptr<ModelManager>> manager = ModelManager::Create(options);
+  if (!manager.ok()) {
+    Log(manager.status().message());
+    return 1;
+  }
+  InferenceService service(manager->get());
+  absl::StatusOr<std::unique_ptr<GrpcServer>> grpc =
+      GrpcServer::Start(absl::StrCat(flags.address, ":", flags.grpc_port), &service);
+  if (!grpc.ok()) {
+    Log(grpc.status().message());
+    return 1;
+  }
+  Log(absl::StrCat("serving gRPC on ", flags.address, ":", (*grpc)->port(), ", repository ",
+                   flags.model_repository));
+  (*manager)->Start();
+  std::thread ready_reporter([&] {
+    (*manager)->WaitForInitialLoad();
+    (*grpc)->SetServing(service.Ready());
+    for (const ModelIndexEntry& e : (*manager)->Index(false)) {
+      Log(absl::StrCat("model '", e.name, "' version ", e.version, ": ", VersionStateName(e.state),
+                       e.reason.empty() ? "" : " (", e.reason, e.reason.empty() ? "" : ")"));
+    }
+    Log("ready");
+  });
+
+  int signal = 0;
+  sigwait(&signals, &signal);
+  Log(absl::StrCat("received ", signal == SIGTERM ? "SIGTERM" : "SIGINT",
+                   "; finishing in-flight requests"));
+  service.BeginShutdown();
+  ready_reporter.join();
+  (*grpc)->SetServing(false);
+  (*grpc)->Shutdown(absl::Now() + absl::Seconds(flags.exit_timeout_secs));
+  (*manager)->Shutdown();
+  Log("stopped");
+  return 0;
+}
+
+}  // namespace
+}  // namespace gradserve::serving
+
+int main(int argc, char** argv) {
+  gradserve::serving::Flags f;
+  po::options_description desc("usage: gradserve --model-repository=DIR [flags]\n\nFlags");
+  desc.add_options()
+      ("help,h", "show this help")
+      ("model-repository", po::value(&f.model_repository)->value_name("DIR"),
+       "the model repository: DIR/<model>/[config.pbtxt] and DIR/<model>/<version>/ saved models")
+      ("grpc-port", po::value(&f.grpc_port)->default_value(f.grpc_port),
+       "port of the gRPC API (Open Inference Protocol v2); 0 picks a free port")
+      ("http-port", po::value(&f.http_port)->default_value(f.http_port),
+       "port of the REST API (/v2/...)")
+      ("metrics-port", po::value(&f.metrics_port)->default_value(f.metrics_port),
+       "port of the Prometheus metrics (/metrics)")
+      ("address", po::value(&f.address)->default_value(f.address),
+       "address the ports bind to (127.0.0.1 for loopback only)")
+      ("model-control-mode", po::value(&f.model_control_mode)->default_value(f.model_control_mode),
+       "none: load every model at start; poll: also rescan the repository every "
+       "--repository-poll-secs; explicit: load only --load-model models, then what "
+       "RepositoryModelLoad asks for")
+      ("repository-poll-secs", po::value(&f.repository_poll_secs)->default_value(f.repository_poll_secs),
+       "seconds between repository scans in poll mode")
+      ("load-model", po::value(&f.load_model)->composing()->value_name("MODEL"),
+       "repeatable; explicit mode: a model to load at start")
+      ("exit-timeout-secs", po::value(&f.exit_timeout_secs)->default_value(f.exit_timeout_secs),
+       "on SIGTERM/SIGINT, seconds to wait for in-flight requests")
+      ("log-verbose", po::value(&f.log_verbose)->default_value(f.log_verbose),
+       "0: load results and lifecycle; 1: also every version state change")
+      ("intra-op-threads", po::value(&f.intra_op_threads)->default_value(0),
+       "threads one op may use (0 = all cores)")
+      ("inter-op-threads", po::value(&f.inter_op_threads)->default_value(0),
+       "independent ops run at once within a request (0 = all cores)");
+  po::variables_map vm;
+  try {
+    po::store(po::parse_command_line(argc, argv, desc), vm);
+    po::notify(vm);
+  } catch (const po::error& e) {
+    std::cerr << "gradserve: " << e.what() << "\n\n" << desc << "\n";
+    return 2;
+  }
+  if (vm.count("help")) {
+    std::cout << desc << "\n";
+    return 0;
+  }
+  if (f.model_repository.empty()) {
+    std::cerr << "gradserve: --model-repository is required\n\n" << desc << "\n";
+    return 2;
+  }
+  return gradserve::serving::Serve(f);
+}

@@ -1,0 +1,239 @@
+#include "serving/servable.h"
+
+#include <random>
+#include <set>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/synchronization/notification.h"
+#include "graph/saved_model.h"
+#include "graph/status.h"
+#include "serving/model_config.h"
+#include "serving/tensor_codec.h"
+
+namespace gradserve::serving {
+namespace {
+
+template <typename Tensors>
+std::string Names(const Tensors& tensors) {
+  std::vector<std::string> names;
+  for (const auto& t : tensors) names.push_back(t.name());
+  return absl::StrJoin(names, ", ");
+}
+
+std::string ShapeString(const Shape& s) { return s.DebugString(); }
+
+// "success", or the failure reason metrics and logs use: the status code in
+// lower case ("invalid_argument", "resource_exhausted", ...).
+std::string Outcome(const absl::Status& status) {
+  if (status.ok()) return "success";
+  return absl::AsciiStrToLower(absl::StatusCodeToString(status.code()));
+}
+
+// Random values for warm-up inputs (any values will do; they only exercise the
+// kernels and build the executors).
+Tensor RandomTensor(DType dtype, const Shape& shape, std::mt19937& rng) {
+  Tensor t(dtype, shape);
+  std::uniform_real_distribution<float> u(0.0f, 1.0f);
+  const int64_t n = t.num_elements();
+  switch (dtype) {
+    case DType::kFloat:
+      for (int64_t i = 0; i < n; ++i) t.data<float>()[i] = u(rng);
+      break;
+    case DType::kDouble:
+      for (int64_t i = 0; i < n; ++i) t.data<double>()[i] = u(rng);
+      break;
+    default:
+      std::memset(t.raw_data(), 0, t.bytes());
+  }
+  return t;
+}
+
+}  // namespace
+
+absl::StatusOr<std::shared_ptr<Servable>> Servable::Load(const std::string& model_dir,
+                                                         int64_t version,
+                                                         inference::ModelConfig config,
+                                                         const SessionOptions& session_options,
+                                                         InferObserver observer) {
+  const std::string dir = absl::StrCat(model_dir, "/", version);
+  std::shared_ptr<Servable> s(new Servable());
+  s->version_ = version;
+  s->observer_ = std::move(observer);
+  GS_ASSIGN_OR_RETURN(s->bundle_, LoadSavedModel(dir, session_options));
+  s->signature_ = s->bundle_.FindSignature(kServingSignatureKey);
+  if (s->signature_ == nullptr) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(dir, ": the saved model has no '", kServingSignatureKey, "' signature"));
+  }
+  GS_RETURN_IF_ERROR(Annotate(CompleteModelConfig(*s->signature_, &config), dir));
+  s->config_ = std::move(config);
+  Servable* raw = s.get();
+  GS_ASSIGN_OR_RETURN(s->batcher_,
+                      DynamicBatcher::Create(BatcherOptionsFor(s->config_),
+                                             [raw](const TensorMap& in,
+                                                   const std::vector<std::string>& out) {
+                                               return raw->RunBatch(in, out);
+                                             }));
+  return s;
+}
+
+Servable::~Servable() { Drain(); }
+
+void Servable::Drain() {
+  if (batcher_) batcher_->Drain();
+}
+
+absl::StatusOr<BatchOutput> Servable::RunBatch(const TensorMap& inputs,
+                                               const std::vector<std::string>& outputs) {
+  BatchOutput out;
+  out.generation = generation_.load();
+  GS_ASSIGN_OR_RETURN(auto values, RunSignatureDef(*bundle_.session, *signature_,
+                                                   kServingSignatureKey, inputs, outputs));
+  out.outputs = TensorMap(std::make_move_iterator(values.begin()),
+                          std::make_move_iterator(values.end()));
+  ++stats_.execution_count;
+  int64_t rows = 1;
+  if (config_.max_batch_size() > 0 && !inputs.empty() && inputs.begin()->second.rank() > 0) {
+    rows = inputs.begin()->second.dim(0);
+  }
+  stats_.inference_count += rows;
+  if (observer_.on_batch) observer_.on_batch(name(), version_, rows);
+  return out;
+}
+
+absl::Status Servable::Validate(const InferRequest& r, BatchTask* task) const {
+  const bool batching = config_.max_batch_size() > 0;
+  for (const auto& [name, t] : r.inputs) {
+    const inference::ModelInput* in = nullptr;
+    for (const auto& i : config_.input()) {
+      if (i.name() == name) in = &i;
+    }
+    GS_CHECK_ARG(in != nullptr, "unknown input '", name, "' for model '", this->name(),
+                 "'; its inputs are: ", Names(config_.input()));
+    GS_CHECK_ARG(!task->inputs.contains(name), "input '", name, "' is given twice");
+    const DType want = *DTypeFromConfig(in->data_type());
+    GS_CHECK_ARG(t.dtype() == want, "input '", name, "' is ", DatatypeName(t.dtype()),
+                 " but model '", this->name(), "' expects ", DatatypeName(want));
+    std::vector<int64_t> dims(in->dims().begin(), in->dims().end());
+    if (batching) dims.insert(dims.begin(), -1);
+    bool ok = t.rank() == static_cast<int>(dims.size());
+    for (int d = 0; ok && d < t.rank(); ++d) ok = dims[d] == -1 || dims[d] == t.dim(d);
+    GS_CHECK_ARG(ok, "input '", name, "' has shape ", ShapeString(t.shape()), " but model '",
+                 this->name(), "' expects ", ShapeString(Shape(dims)),
+                 batching ? " (the first dimension is the batch)" : "");
+    if (batching) {
+      GS_CHECK_ARG(t.dim(0) >= 1 && t.dim(0) <= config_.max_batch_size(), "input '", name,
+                   "' has a batch of ", t.dim(0), "; model '", this->name(),
+                   "' takes 1 to max_batch_size = ", config_.max_batch_size(), " rows");
+    }
+    task->inputs.emplace(name, t);
+  }
+  for (const auto& in : config_.input()) {
+    GS_CHECK_ARG(in.optional() || task->inputs.contains(in.name()), "missing input '",
+                 in.name(), "' for model '", this->name(), "'");
+  }
+  if (r.requested_outputs.empty()) {
+    for (const auto& out : config_.output()) task->outputs.push_back(out.name());
+  } else {
+    std::set<std::string> seen;
+    for (const std::string& name : r.requested_outputs) {
+      bool known = false;
+      for (const auto& out : config_.output()) known |= out.name() == name;
+      GS_CHECK_ARG(known, "unknown output '", name, "' for model '", this->name(),
+                   "'; its outputs are: ", Names(config_.output()));
+      GS_CHECK_ARG(seen.insert(name).second, "output '", name, "' is requested twice");
+      task->outputs.push_back(name);
+    }
+  }
+  return absl::OkStatus();
+}
+
+void Servable::Infer(InferRequest request, InferCallback done) {
+  const absl::Time start = absl::Now();
+  BatchTask task;
+  absl::Status valid = Validate(request, &task);
+  if (!valid.ok()) {
+    Finish(done, start, valid, absl::ZeroDuration(), absl::ZeroDuration());
+    return;
+  }
+  const absl::Duration timeout = DefaultRequestTimeout(config_);
+  task.deadline = std::min(request.deadline, start + timeout);
+  auto shared_done = std::make_shared<InferCallback>(std::move(done));
+  const std::vector<std::string> order = task.outputs;
+  task.done = [this, shared_done, start, order, id = request.id](
+                  absl::StatusOr<TaskResult> r) {
+    if (!r.ok()) {
+      Finish(*shared_done, start, r.status(), absl::ZeroDuration(), absl::ZeroDuration());
+      return;
+    }
+    InferResult result;
+    result.model_name = name();
+    result.model_version = version_;
+    result.id = id;
+    result.weights_generation = r->generation;
+    result.batch_size = r->batch_size;
+    for (const std::string& out : order) {
+      auto it = r->outputs.find(out);
+      if (it != r->outputs.end()) result.outputs.emplace_back(out, std::move(it->second));
+    }
+    Finish(*shared_done, start, std::move(result), r->queue_time, r->compute_time);
+  };
+  absl::Status queued = batcher_->Enqueue(std::move(task));
+  if (!queued.ok()) {
+    Finish(*shared_done, start, queued, absl::ZeroDuration(), absl::ZeroDuration());
+  }
+}
+
+void Servable::Finish(const InferCallback& done, absl::Time start,
+                      absl::StatusOr<InferResult> result, absl::Duration queue,
+                      absl::Duration compute) {
+  const absl::Duration total = absl::Now() - start;
+  if (result.ok()) {
+    ++stats_.success_count;
+    stats_.success_ns += absl::ToInt64Nanoseconds(total);
+    ++stats_.queue_count;
+    stats_.queue_ns += absl::ToInt64Nanoseconds(queue);
+    ++stats_.compute_count;
+    stats_.compute_ns += absl::ToInt64Nanoseconds(compute);
+    stats_.last_inference_ms = absl::ToUnixMillis(absl::Now());
+  } else {
+    ++stats_.fail_count;
+    stats_.fail_ns += absl::ToInt64Nanoseconds(total);
+  }
+  if (observer_.on_request) {
+    observer_.on_request(name(), version_, Outcome(result.status()), total, queue, compute);
+  }
+  done(std::move(result));
+}
+
+absl::Status Servable::WarmUp() {
+  std::mt19937 rng(1);
+  std::vector<int64_t> sizes = {1};
+  if (config_.has_dynamic_batching() && config_.dynamic_batching().preferred_batch_size_size()) {
+    sizes.assign(config_.dynamic_batching().preferred_batch_size().begin(),
+                 config_.dynamic_batching().preferred_batch_size().end());
+  }
+  std::vector<std::string> outputs;
+  for (const auto& out : config_.output()) outputs.push_back(out.name());
+  for (int64_t rows : sizes) {
+    TensorMap inputs;
+    for (const auto& in : config_.input()) {
+      std::vector<int64_t> dims;
+      if (config_.max_batch_size() > 0) dims.push_back(rows);
+      for (int64_t d : in.dims()) dims.push_back(d < 0 ? 1 : d);
+      inputs.emplace(in.name(), RandomTensor(*DTypeFromConfig(in.data_type()), Shape(dims), rng));
+    }
+    absl::StatusOr<BatchOutput> out = RunBatch(inputs, outputs);
+    if (!out.ok()) {
+      return Annotate(out.status(), absl::StrCat("warm-up with a batch of ", rows));
+    }
+  }
+  // Warm-up runs are not traffic.
+  stats_.execution_count = 0;
+  stats_.inference_count = 0;
+  return absl::OkStatus();
+}
+
+}  // namespace gradserve::serving

@@ -1,0 +1,124 @@
+// Servable: one loaded version of a model — its saved model in a session, its
+// completed config, its dynamic batcher and its statistics. The model manager
+// hands out shared_ptr<Servable> as the handle that pins a version while a
+// request uses it (TensorFlow Serving's ServableHandle): a version being
+// unloaded drains its batcher, and is destroyed when the last handle goes.
+//
+// Thread safety: Infer and the accessors are thread-safe.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "proto/grpc_service.pb.h"
+#include "proto/model_config.pb.h"
+#include "runtime/saved_model_loader.h"
+#include "serving/batcher.h"
+
+namespace gradserve::serving {
+
+// A protocol-independent inference request: front ends decode the wire form
+// into this, and encode InferResult back.
+struct InferRequest {
+  std::string model_name;
+  std::string model_version;  // "" = the version policy's choice
+  std::string id;
+  std::vector<std::pair<std::string, Tensor>> inputs;
+  std::vector<std::string> requested_outputs;  // "" entries not allowed; empty = all
+  absl::Time deadline = absl::InfiniteFuture();
+};
+
+struct InferResult {
+  std::string model_name;
+  int64_t model_version = 0;
+  std::string id;
+  std::vector<std::pair<std::string, Tensor>> outputs;  // requested order, else config order
+  int64_t weights_generation = 0;
+  int64_t batch_size = 0;  // rows of the batch it ran in (1 without batching)
+};
+using InferCallback = std::function<void(absl::StatusOr<InferResult>)>;
+
+// Counters for ModelStatistics (Triton's InferStatistics), in nanoseconds.
+struct ServableStats {
+  std::atomic<int64_t> success_count{0}, success_ns{0};
+  std::atomic<int64_t> fail_count{0}, fail_ns{0};
+  std::atomic<int64_t> queue_count{0}, queue_ns{0};
+  std::atomic<int64_t> compute_count{0}, compute_ns{0};
+  std::atomic<int64_t> inference_count{0};  // rows (examples) inferred
+  std::atomic<int64_t> execution_count{0};  // batches run
+  std::atomic<int64_t> last_inference_ms{0};
+};
+
+// Hooks the metrics layer installs (all optional).
+struct InferObserver {
+  // After each request: its outcome ("success" or a failure reason), and the
+  // request, queue and compute durations (queue/compute zero when it never ran).
+  std::function<void(const std::string& model, int64_t version, const std::string& outcome,
+                     absl::Duration request, absl::Duration queue, absl::Duration compute)>
+      on_request;
+  // After each executed batch: its rows.
+  std::function<void(const std::string& model, int64_t version, int64_t rows)> on_batch;
+};
+
+class Servable {
+ public:
+  // Loads <model_dir>/<version>, completes `config` against its
+  // serving_default signature and starts the batcher. Errors name the version
+  // directory.
+  static absl::StatusOr<std::shared_ptr<Servable>> Load(const std::string& model_dir,
+                                                        int64_t version,
+                                                        inference::ModelConfig config,
+                                                        const SessionOptions& session_options,
+                                                        InferObserver observer = {});
+  ~Servable();
+
+  // Validates `request` against the config and queues it; `done` is called
+  // exactly once, on success or failure. Errors: INVALID_ARGUMENT naming the
+  // input or output (unknown, missing, duplicated, wrong datatype or shape,
+  // batch over max_batch_size), RESOURCE_EXHAUSTED (queue full),
+  // DEADLINE_EXCEEDED (expired while queued), UNAVAILABLE (unloading).
+  void Infer(InferRequest request, InferCallback done);
+
+  // Runs each config warm-up (model_warmup) and, without any, one batch of
+  // random inputs of every size in preferred_batch_size (or 1), so the first
+  // real request does not pay for executor creation.
+  absl::Status WarmUp();
+
+  // Stops accepting requests and waits for queued and running ones.
+  void Drain();
+
+  const std::string& name() const { return config_.name(); }
+  int64_t version() const { return version_; }
+  const inference::ModelConfig& config() const { return config_; }
+  const SavedModelBundle& bundle() const { return bundle_; }
+  const ServableStats& stats() const { return stats_; }
+  int64_t queued() const { return batcher_->queued(); }
+  // The weights generation: bumped by each applied training step (issue 5).
+  int64_t generation() const { return generation_.load(); }
+
+ private:
+  Servable() = default;
+  absl::StatusOr<BatchOutput> RunBatch(const TensorMap& inputs,
+                                       const std::vector<std::string>& outputs);
+  absl::Status Validate(const InferRequest& request, BatchTask* task) const;
+  void Finish(const InferCallback& done, absl::Time start, absl::StatusOr<InferResult> result,
+              absl::Duration queue, absl::Duration compute);
+
+  int64_t version_ = 0;
+  inference::ModelConfig config_;
+  SavedModelBundle bundle_;
+  const SignatureDef* signature_ = nullptr;  // serving_default, in bundle_.meta
+  std::unique_ptr<DynamicBatcher> batcher_;
+  ServableStats stats_;
+  InferObserver observer_;
+  std::atomic<int64_t> generation_{0};
+};
+
+}  // namespace gradserve::serving
