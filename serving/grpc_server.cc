@@ -1,6 +1,12 @@
 #include "serving/grpc_server.h"
 
+#include <functional>
+#include <thread>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/grpcpp.h"
@@ -81,18 +87,18 @@ class GrpcServer::Service final : public inference::GRPCInferenceService::Callba
                                                 inference::RepositoryModelLoadResponse*) override {
     // Loading takes seconds: run it off gRPC's callback threads.
     grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
-    std::thread([this, reactor, name = q->model_name()] {
+    RunAside([this, reactor, name = q->model_name()] {
       reactor->Finish(ToGrpcStatus(s_->Load(name)));
-    }).detach();
+    });
     return reactor;
   }
   grpc::ServerUnaryReactor* RepositoryModelUnload(
       grpc::CallbackServerContext* ctx, const inference::RepositoryModelUnloadRequest* q,
       inference::RepositoryModelUnloadResponse*) override {
     grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
-    std::thread([this, reactor, name = q->model_name()] {
+    RunAside([this, reactor, name = q->model_name()] {
       reactor->Finish(ToGrpcStatus(s_->Unload(name)));
-    }).detach();
+    });
     return reactor;
   }
   grpc::ServerUnaryReactor* ModelInfer(grpc::CallbackServerContext* ctx,
@@ -111,6 +117,16 @@ class GrpcServer::Service final : public inference::GRPCInferenceService::Callba
     return reactor;
   }
 
+  // Waits for the repository calls still running (before the manager goes).
+  void JoinAside() {
+    std::vector<std::thread> threads;
+    {
+      absl::MutexLock lock(&mu_);
+      threads.swap(aside_);
+    }
+    for (std::thread& t : threads) t.join();
+  }
+
  private:
   template <typename T>
   grpc::ServerUnaryReactor* Set(grpc::CallbackServerContext* ctx, absl::StatusOr<T> value,
@@ -119,7 +135,14 @@ class GrpcServer::Service final : public inference::GRPCInferenceService::Callba
     return Reply(ctx, value.status());
   }
 
+  void RunAside(std::function<void()> fn) {
+    absl::MutexLock lock(&mu_);
+    aside_.emplace_back(std::move(fn));
+  }
+
   InferenceService* s_;
+  absl::Mutex mu_;
+  std::vector<std::thread> aside_ ABSL_GUARDED_BY(mu_);
 };
 
 absl::StatusOr<std::unique_ptr<GrpcServer>> GrpcServer::Start(const std::string& address,
@@ -157,6 +180,7 @@ void GrpcServer::Shutdown(absl::Time deadline) {
   if (!server_) return;
   server_->Shutdown(absl::ToChronoTime(deadline));
   server_->Wait();
+  service_->JoinAside();
   server_.reset();
 }
 

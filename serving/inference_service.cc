@@ -29,6 +29,14 @@ bool InferenceService::Ready() const {
   return !shutting_down_.load() && manager_->InitialLoadDone();
 }
 
+void InferenceService::BeginShutdown() {
+  shutting_down_ = true;
+  // Drain the batchers before the front ends wait for their calls: a request
+  // queued behind a long max_queue_delay would otherwise hold the gRPC
+  // shutdown past --exit-timeout-secs and then be cancelled.
+  manager_->Shutdown();
+}
+
 inference::ServerMetadataResponse InferenceService::ServerMetadata() const {
   inference::ServerMetadataResponse r;
   r.set_name(kServerName);
@@ -178,8 +186,22 @@ absl::StatusOr<inference::ModelInferResponse> InferenceService::EncodeInferResul
 
 void InferenceService::ModelInfer(const inference::ModelInferRequest& request,
                                   absl::Time deadline, InferDone done) const {
+  if (shutting_down_.load()) {
+    const absl::Status status = absl::UnavailableError("the server is shutting down");
+    if (on_reject_) on_reject_(request.model_name(), request.model_version(), status);
+    done(status);
+    return;
+  }
   absl::StatusOr<InferRequest> decoded = DecodeInferRequest(request);
+  if (decoded.ok() && on_reject_) {
+    // The manager would fail the same way (it looks the version up first);
+    // looking it up here tells a request that never reached a version from
+    // one the version itself failed (and reported).
+    absl::Status found = manager_->Get(decoded->model_name, decoded->model_version).status();
+    if (!found.ok()) decoded = found;
+  }
   if (!decoded.ok()) {
+    if (on_reject_) on_reject_(request.model_name(), request.model_version(), decoded.status());
     done(decoded.status());
     return;
   }

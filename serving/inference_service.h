@@ -21,13 +21,26 @@ inline constexpr char kServerVersion[] = "0.1.0";
 
 class InferenceService {
  public:
-  explicit InferenceService(ModelManager* manager) : manager_(manager) {}
+  // Called for each ModelInfer that fails before reaching a model version
+  // (undecodable request; unknown, unready or malformed model or version) with
+  // the requested model and version and the error; versions report the other
+  // requests through InferObserver. Optional (metrics).
+  using RejectObserver = std::function<void(const std::string& model, const std::string& version,
+                                            const absl::Status& status)>;
+
+  explicit InferenceService(ModelManager* manager, RejectObserver on_reject = {})
+      : manager_(manager), on_reject_(std::move(on_reject)) {}
 
   bool Live() const { return true; }
   // Ready once the initial model load finished (whatever each model's outcome)
   // and until shutdown begins.
   bool Ready() const;
-  void BeginShutdown() { shutting_down_ = true; }
+  // Starts the shutdown: Ready() turns false, new inference requests get
+  // UNAVAILABLE, and queued ones run at once (not waiting for company or
+  // max_queue_delay). Returns when no request is queued or running, so the
+  // front ends can then stop without cutting off a request they accepted
+  // (ModelManager::Shutdown: every model is unloaded).
+  void BeginShutdown();
 
   inference::ServerMetadataResponse ServerMetadata() const;
   absl::StatusOr<inference::ModelMetadataResponse> ModelMetadata(const std::string& name,
@@ -63,6 +76,7 @@ class InferenceService {
 
  private:
   ModelManager* manager_;
+  const RejectObserver on_reject_;
   std::atomic<bool> shutting_down_{false};
 };
 

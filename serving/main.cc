@@ -17,6 +17,7 @@
 #include "boost/program_options.hpp"
 #include "serving/grpc_server.h"
 #include "serving/inference_service.h"
+#include "serving/metrics.h"  // [metrics]
 #include "serving/model_manager.h"
 
 namespace po = boost::program_options;
@@ -73,12 +74,20 @@ int Serve(const Flags& flags) {
       Log(absl::StrCat("model '", model, "' version ", version, " is ", VersionStateName(state)));
     }
   };
+  // [metrics] The registry outlives the manager and the service that feed it.
+  absl::StatusOr<std::unique_ptr<Metrics>> metrics = Metrics::Create();
+  if (!metrics.ok()) {
+    Log(metrics.status().message());
+    return 1;
+  }
+  (*metrics)->InstallHooks(&options);
+  // [/metrics]
   absl::StatusOr<std::unique_ptr<ModelManager>> manager = ModelManager::Create(options);
   if (!manager.ok()) {
     Log(manager.status().message());
     return 1;
   }
-  InferenceService service(manager->get());
+  InferenceService service(manager->get(), (*metrics)->RejectHook());  // [metrics] hook
   absl::StatusOr<std::unique_ptr<GrpcServer>> grpc =
       GrpcServer::Start(absl::StrCat(flags.address, ":", flags.grpc_port), &service);
   if (!grpc.ok()) {
@@ -87,6 +96,15 @@ int Serve(const Flags& flags) {
   }
   Log(absl::StrCat("serving gRPC on ", flags.address, ":", (*grpc)->port(), ", repository ",
                    flags.model_repository));
+  // [metrics] /metrics; declared after the manager it samples, so destroyed before it.
+  absl::StatusOr<std::unique_ptr<MetricsExposer>> metrics_exposer = MetricsExposer::Start(
+      flags.address, flags.metrics_port, **metrics, QueueSourceFor(manager->get()));
+  if (!metrics_exposer.ok()) {
+    Log(metrics_exposer.status().message());
+    return 1;
+  }
+  Log(absl::StrCat("serving metrics on ", flags.address, ":", (*metrics_exposer)->port()));
+  // [/metrics]
   (*manager)->Start();
   std::thread ready_reporter([&] {
     (*manager)->WaitForInitialLoad();
@@ -126,7 +144,7 @@ int main(int argc, char** argv) {
       ("http-port", po::value(&f.http_port)->default_value(f.http_port),
        "port of the REST API (/v2/...)")
       ("metrics-port", po::value(&f.metrics_port)->default_value(f.metrics_port),
-       "port of the Prometheus metrics (/metrics)")
+       "port of the Prometheus metrics (/metrics); 0 picks a free port")
       ("address", po::value(&f.address)->default_value(f.address),
        "address the ports bind to (127.0.0.1 for loopback only)")
       ("model-control-mode", po::value(&f.model_control_mode)->default_value(f.model_control_mode),

@@ -32,6 +32,21 @@ std::vector<int64_t> WantedVersions(const inference::ModelVersionPolicy& policy,
   return std::vector<int64_t>(available.end() - std::min(n, available.size()), available.end());
 }
 
+// What a failed version's retry depends on: its config and every file's size
+// and modification time.
+std::string VersionStamp(const std::string& config, const fs::path& dir) {
+  std::string stamp = config;
+  std::error_code ec;
+  std::vector<std::string> files;
+  for (const auto& e : fs::recursive_directory_iterator(dir, ec)) {
+    if (!e.is_regular_file()) continue;
+    files.push_back(absl::StrCat(e.path().string(), ":", e.file_size(), ":",
+                                 e.last_write_time().time_since_epoch().count()));
+  }
+  std::sort(files.begin(), files.end());
+  return absl::StrCat(stamp, "|", absl::StrJoin(files, "|"));
+}
+
 }  // namespace
 
 absl::StatusOr<ControlMode> ParseControlMode(absl::string_view mode) {
@@ -118,7 +133,7 @@ void ModelManager::PollLoop() {
     }
     for (const std::string& model : models) {
       if (fs::is_directory(fs::path(options_.repository) / model)) {
-        (void)Sync(model);
+        (void)Sync(model, /*retry_failed=*/false);
       } else {
         (void)Unload(model);
       }
@@ -144,7 +159,7 @@ void ModelManager::SetState(const std::string& model, int64_t version, VersionSt
   if (replaced) replaced->Drain();
 }
 
-absl::Status ModelManager::Sync(const std::string& model) {
+absl::Status ModelManager::Sync(const std::string& model, bool retry_failed) {
   std::shared_ptr<absl::Mutex> sync_mu;
   {
     absl::MutexLock lock(&mu_);
@@ -173,9 +188,15 @@ absl::Status ModelManager::Sync(const std::string& model) {
   absl::Status first_error;
   bool any_ready = false;
   for (int64_t version : wanted) {
+    const std::string stamp =
+        VersionStamp(config->SerializeAsString(), fs::path(dir) / std::to_string(version));
     {
       absl::MutexLock lock(&mu_);
       const Version& v = models_[model].versions[version];
+      if (!retry_failed && v.state == VersionState::kUnavailable && v.failed_stamp == stamp) {
+        if (first_error.ok()) first_error = absl::UnavailableError(v.reason);
+        continue;
+      }
       // An unchanged READY version stays; a changed config reloads it.
       if (v.state == VersionState::kReady && v.servable != nullptr &&
           v.config == config->SerializeAsString()) {
@@ -212,6 +233,8 @@ absl::Status ModelManager::Sync(const std::string& model) {
       }
       if (!keep_serving) {
         SetState(model, version, VersionState::kUnavailable, std::string(status.message()));
+        absl::MutexLock lock(&mu_);
+        models_[model].versions[version].failed_stamp = stamp;
       } else {
         any_ready = true;
       }

@@ -110,6 +110,9 @@ class ModelManager {
     std::string reason;
     std::shared_ptr<Servable> servable;  // set when READY
     std::string config;  // the config it was loaded with (serialized), to spot changes
+    // UNAVAILABLE: the config and the files' sizes and times when it failed;
+    // a poll retries it only once they change.
+    std::string failed_stamp;
   };
   struct Model {
     std::map<int64_t, Version> versions;
@@ -119,7 +122,9 @@ class ModelManager {
 
   explicit ModelManager(ModelManagerOptions options) : options_(std::move(options)) {}
   // Brings `model` in line with the repository; returns the first load error.
-  absl::Status Sync(const std::string& model) ABSL_LOCKS_EXCLUDED(mu_);
+  // `retry_failed` = false (polls) skips versions that failed and have not
+  // changed since.
+  absl::Status Sync(const std::string& model, bool retry_failed = true) ABSL_LOCKS_EXCLUDED(mu_);
   void SetState(const std::string& model, int64_t version, VersionState state,
                 std::string reason, std::shared_ptr<Servable> servable = nullptr)
       ABSL_LOCKS_EXCLUDED(mu_);

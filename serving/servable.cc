@@ -86,7 +86,8 @@ void Servable::Drain() {
 }
 
 absl::StatusOr<BatchOutput> Servable::RunBatch(const TensorMap& inputs,
-                                               const std::vector<std::string>& outputs) {
+                                               const std::vector<std::string>& outputs,
+                                               bool warm_up) {
   BatchOutput out;
   out.generation = generation_.load();
   GS_ASSIGN_OR_RETURN(auto values, RunSignatureDef(*bundle_.session, *signature_,
@@ -99,7 +100,7 @@ absl::StatusOr<BatchOutput> Servable::RunBatch(const TensorMap& inputs,
     rows = inputs.begin()->second.dim(0);
   }
   stats_.inference_count += rows;
-  if (observer_.on_batch) observer_.on_batch(name(), version_, rows);
+  if (observer_.on_batch && !warm_up) observer_.on_batch(name(), version_, rows);
   return out;
 }
 
@@ -225,7 +226,7 @@ absl::Status Servable::WarmUp() {
       for (int64_t d : in.dims()) dims.push_back(d < 0 ? 1 : d);
       inputs.emplace(in.name(), RandomTensor(*DTypeFromConfig(in.data_type()), Shape(dims), rng));
     }
-    absl::StatusOr<BatchOutput> out = RunBatch(inputs, outputs);
+    absl::StatusOr<BatchOutput> out = RunBatch(inputs, outputs, /*warm_up=*/true);
     if (!out.ok()) {
       return Annotate(out.status(), absl::StrCat("warm-up with a batch of ", rows));
     }

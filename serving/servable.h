@@ -105,8 +105,10 @@ class Servable {
 
  private:
   Servable() = default;
+  // `warm_up`: not traffic, so not reported to observer_.on_batch.
   absl::StatusOr<BatchOutput> RunBatch(const TensorMap& inputs,
-                                       const std::vector<std::string>& outputs);
+                                       const std::vector<std::string>& outputs,
+                                       bool warm_up = false);
   absl::Status Validate(const InferRequest& request, BatchTask* task) const;
   void Finish(const InferCallback& done, absl::Time start, absl::StatusOr<InferResult> result,
               absl::Duration queue, absl::Duration compute);

@@ -151,6 +151,10 @@ void AddConvCases(std::vector<OpCase>& cases) {
       // max(|want|, 1)) sees where terms cancel.
       {"multi_chunk", {1, 24, 24, 512}, {3, 3, 512, 2}, {.padding = "SAME"}, {DType::kFloat}, 1e-4},
       {"multi_chunk_widened", {1, 24, 24, 512}, {3, 3, 512, 2}, {.padding = "SAME"}, {DType::kHalf}},
+      // The Fashion-MNIST CNN's two layers (bench/conv_bench.cc) at batch 4.
+      {"cnn_conv1", {4, 28, 28, 1}, {3, 3, 1, 32}, {}},
+      {"cnn_conv2", {4, 13, 13, 32}, {3, 3, 32, 64}, {}, {DType::kFloat, DType::kDouble}, 1e-4},
+      {"cnn_conv2_widened", {2, 13, 13, 32}, {3, 3, 32, 64}, {}, {DType::kHalf, DType::kBFloat16}},
   };
   for (const Spec& s : specs) {
     const RefWindowAttrs a = s.attrs;

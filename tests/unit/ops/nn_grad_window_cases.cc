@@ -4,6 +4,7 @@
 // references. NnGradOpCases (nn_grad_ops_cases.cc) includes them.
 #include <algorithm>
 #include <string>
+#include <tuple>
 
 #include "absl/strings/str_cat.h"
 #include "graph/attr.h"
@@ -140,21 +141,31 @@ void AddPoolGradCases(std::vector<OpCase>& cases) {
                    .expect_error = "4 elements"});
 }
 
-// Conv2D geometry in NHWC (SAME or VALID) and the transposed products of
+// Conv2D geometry in NHWC (SAME or VALID, or EXPLICIT when `pads` = {top,
+// bottom, left, right} is given, not -1) and the transposed products of
 // out[b,oy,ox,oc] += in[b,iy,ix,g*FC+ci] * f[ky,kx,ci,oc] for the references.
 struct RefConv {
   int64_t stride[2], dilation[2];
   bool same;
+  int64_t pads[4] = {-1, -1, -1, -1};
+  bool Explicit() const { return pads[0] >= 0; }
   AttrMap Attrs() const {
-    return {{"strides", MakeAttr(std::vector<int64_t>{1, stride[0], stride[1], 1})},
-            {"dilations", MakeAttr(std::vector<int64_t>{1, dilation[0], dilation[1], 1})},
-            {"padding", MakeAttr(same ? "SAME" : "VALID")}};
+    AttrMap m = {{"strides", MakeAttr(std::vector<int64_t>{1, stride[0], stride[1], 1})},
+                 {"dilations", MakeAttr(std::vector<int64_t>{1, dilation[0], dilation[1], 1})},
+                 {"padding", MakeAttr(Explicit() ? "EXPLICIT" : same ? "SAME" : "VALID")}};
+    if (Explicit()) {
+      m["explicit_paddings"] =
+          MakeAttr(std::vector<int64_t>{0, 0, pads[0], pads[1], pads[2], pads[3], 0, 0});
+    }
+    return m;
   }
   int64_t Out(int64_t in, int64_t k, int d) const {
     const int64_t eff = (k - 1) * dilation[d] + 1;
+    if (Explicit()) return (in + pads[2 * d] + pads[2 * d + 1] - eff) / stride[d] + 1;
     return same ? (in + stride[d] - 1) / stride[d] : (in - eff + stride[d]) / stride[d];
   }
   int64_t PadBefore(int64_t in, int64_t k, int d) const {
+    if (Explicit()) return pads[2 * d];
     if (!same) return 0;
     const int64_t eff = (k - 1) * dilation[d] + 1;
     return std::max<int64_t>((Out(in, k, d) - 1) * stride[d] + eff - in, 0) / 2;
@@ -207,14 +218,51 @@ void AddConvBackpropCases(std::vector<OpCase>& cases) {
     const char* name;
     Shape in, f;
     RefConv conv;
-  };
-  const std::vector<Spec> specs = {
-      {"valid", Shape{2, 5, 4, 3}, Shape{2, 2, 3, 4}, {{1, 1}, {1, 1}, false}},
-      {"same_stride2", Shape{1, 5, 6, 2}, Shape{3, 3, 2, 3}, {{2, 2}, {1, 1}, true}},
-      {"dilated", Shape{1, 6, 5, 2}, Shape{2, 2, 2, 2}, {{1, 1}, {2, 2}, true}},
-      {"grouped", Shape{1, 4, 4, 4}, Shape{2, 2, 2, 6}, {{1, 1}, {1, 1}, false}},
+    std::vector<DType> dtypes = {DType::kFloat, DType::kDouble};
+    double tolerance = 0;
   };
   const std::vector<DType> f32_64 = {DType::kFloat, DType::kDouble};
+  const RefConv valid{{1, 1}, {1, 1}, false}, same{{1, 1}, {1, 1}, true};
+  const std::vector<Spec> specs = {
+      {"valid", Shape{2, 5, 4, 3}, Shape{2, 2, 3, 4}, valid},
+      {"same_stride2", Shape{1, 5, 6, 2}, Shape{3, 3, 2, 3}, {{2, 2}, {1, 1}, true}},
+      {"dilated", Shape{1, 6, 5, 2}, Shape{2, 2, 2, 2}, {{1, 1}, {2, 2}, true}},
+      {"grouped", Shape{1, 4, 4, 4}, Shape{2, 2, 2, 6}, valid},
+      // The GEMM paths (Note [Conv2D gradients as GEMM] in conv_grad_ops.cc):
+      // the 1x1 and whole-image shortcuts, widened 16-bit floats, grouped and
+      // explicit padding, and the Fashion-MNIST CNN's two layers at batch 4.
+      // Float sums of hundreds to thousands of products carry ~1e-5 absolute
+      // error, which the metric (relative to max(|want|, 1)) sees where terms
+      // cancel; hence 1e-4 on the larger cases.
+      {"pointwise", Shape{2, 4, 5, 6}, Shape{1, 1, 6, 3}, valid, kFloats},
+      {"pointwise_stride2", Shape{1, 5, 5, 3}, Shape{1, 1, 3, 2}, {{2, 2}, {1, 1}, true}},
+      {"whole_image", Shape{3, 4, 5, 2}, Shape{4, 5, 2, 3}, valid, kFloats},
+      {"same_widened", Shape{2, 6, 5, 3}, Shape{3, 3, 3, 4}, same, kFloats},
+      {"grouped_same_stride2", Shape{2, 7, 6, 6}, Shape{3, 3, 2, 6}, {{2, 2}, {1, 1}, true},
+       kFloats},
+      {"grouped_pointwise", Shape{2, 3, 3, 4}, Shape{1, 1, 2, 6}, valid, kFloats},
+      {"explicit", Shape{1, 5, 6, 2}, Shape{3, 3, 2, 2}, {{2, 1}, {1, 1}, false, {1, 2, 0, 1}},
+       kFloats},
+      {"explicit_dilated", Shape{2, 7, 7, 3}, Shape{3, 2, 3, 4},
+       {{1, 2}, {2, 2}, false, {2, 0, 1, 3}}},
+      {"cnn_conv1", Shape{4, 28, 28, 1}, Shape{3, 3, 1, 32}, valid, f32_64, 1e-4},
+      {"cnn_conv2", Shape{4, 13, 13, 32}, Shape{3, 3, 32, 64}, valid, f32_64, 1e-4},
+      {"cnn_conv2_widened", Shape{2, 13, 13, 32}, Shape{3, 3, 32, 64}, valid,
+       {DType::kHalf, DType::kBFloat16}},
+      {"cnn_conv2_same_stride2", Shape{4, 13, 13, 32}, Shape{3, 3, 32, 64},
+       {{2, 2}, {1, 1}, true}, f32_64, 1e-4},
+      {"cnn_conv2_dilation2", Shape{4, 13, 13, 32}, Shape{3, 3, 32, 64}, {{1, 1}, {2, 2}, false},
+       f32_64, 1e-4},
+      // 4608-value patch rows: more than one chunk of patches. Here chunks hold
+      // 3 of the 4 images; below, an image needs two chunks. Float sums of
+      // thousands of products carry ~1e-5 absolute error (see nn_conv_cases.cc).
+      {"multi_chunk", Shape{4, 12, 12, 512}, Shape{3, 3, 512, 2}, same, {DType::kFloat}, 1e-4},
+      {"multi_chunk_in_image", Shape{1, 24, 24, 512}, Shape{3, 3, 512, 2}, same, {DType::kFloat},
+       1e-4},
+      {"multi_chunk_widened", Shape{1, 24, 24, 512}, Shape{3, 3, 512, 2}, same, {DType::kHalf}},
+      {"empty_batch", Shape{0, 5, 5, 3}, Shape{3, 3, 3, 4}, same},
+      {"valid_zero_output", Shape{1, 2, 2, 1}, Shape{3, 3, 1, 1}, valid, kFloats},
+  };
   for (const Spec& sp : specs) {
     const RefConv conv = sp.conv;
     const Shape in = sp.in, f = sp.f, out = conv.OutShape(in, f);
@@ -224,22 +272,24 @@ void AddConvBackpropCases(std::vector<OpCase>& cases) {
                      .input_dtypes = {DType::kInt32},
                      .constant = {true, false, false},
                      .attrs = conv.Attrs(),
-                     .dtypes = f32_64,
+                     .dtypes = sp.dtypes,
                      .reference = [conv, in, f](const std::vector<RefTensor>& v) {
                        return std::vector<RefTensor>{conv.Backprop(in, f, v[1], v[2], true)};
-                     }});
+                     },
+                     .tolerance = sp.tolerance});
     cases.push_back({.name = absl::StrCat("Conv2DBackpropFilter_", sp.name),
                      .op = "Conv2DBackpropFilter",
                      .inputs = {Random(in), SizesOf(f), Random(out)},
                      .input_dtypes = {DType::kInvalid, DType::kInt32},
                      .constant = {false, true, false},
                      .attrs = conv.Attrs(),
-                     .dtypes = f32_64,
+                     .dtypes = sp.dtypes,
                      .reference = [conv, in, f](const std::vector<RefTensor>& v) {
                        return std::vector<RefTensor>{conv.Backprop(in, f, v[0], v[2], false)};
-                     }});
+                     },
+                     .tolerance = sp.tolerance});
   }
-  const RefConv conv{{1, 1}, {1, 1}, false};
+  const RefConv& conv = valid;
   cases.push_back(
       {.name = "Conv2DBackpropInput_bad_out_backprop",
        .op = "Conv2DBackpropInput",
@@ -258,6 +308,31 @@ void AddConvBackpropCases(std::vector<OpCase>& cases) {
        .attrs = conv.Attrs(),
        .dtypes = {DType::kFloat},
        .expect_error = "4 elements"});
+  // Depths that do not split into groups, for both ops: {input, filter, message}.
+  const std::vector<std::tuple<Shape, Shape, const char*>> bad_depths = {
+      {Shape{1, 4, 4, 3}, Shape{2, 2, 2, 1}, "is not a multiple of input depth of filter"},
+      {Shape{1, 4, 4, 4}, Shape{2, 2, 2, 3}, "is not a multiple of the number of groups"},
+  };
+  for (const auto& [in, f, error] : bad_depths) {
+    const Shape out{1, 3, 3, f.dim(3)};
+    const std::string suffix = absl::StrCat("_depth_", in.dim(3), "_", f.dim(2), "_", f.dim(3));
+    cases.push_back({.name = absl::StrCat("Conv2DBackpropInput", suffix),
+                     .op = "Conv2DBackpropInput",
+                     .inputs = {SizesOf(in), Random(f), Random(out)},
+                     .input_dtypes = {DType::kInt32},
+                     .constant = {true, false, false},
+                     .attrs = conv.Attrs(),
+                     .dtypes = {DType::kFloat},
+                     .expect_error = error});
+    cases.push_back({.name = absl::StrCat("Conv2DBackpropFilter", suffix),
+                     .op = "Conv2DBackpropFilter",
+                     .inputs = {Random(in), SizesOf(f), Random(out)},
+                     .input_dtypes = {DType::kInvalid, DType::kInt32},
+                     .constant = {false, true, false},
+                     .attrs = conv.Attrs(),
+                     .dtypes = {DType::kFloat},
+                     .expect_error = error});
+  }
 }
 
 }  // namespace
