@@ -1,6 +1,7 @@
 // Shared helpers for gradserve's benchmarks.
 #pragma once
 
+#include <benchmark/benchmark.h>
 #include <cpuid.h>
 
 #include <chrono>
@@ -46,6 +47,19 @@ inline double FlopsPerCycle() {
   const unsigned family = ((eax >> 8) & 0xf) + ((eax >> 20) & 0xff);
   if (amd) return family >= 0x1a ? 64.0 : 32.0;
   return __builtin_cpu_supports("avx512f") ? 64.0 : 32.0;
+}
+
+// The FP32 peak of `threads` cores at the current clock, in GFLOP/s.
+inline double PeakGflops(int threads) { return CpuGhz() * FlopsPerCycle() * threads; }
+
+// Counters for an iteration of `flops` floating-point operations on `threads`
+// cores: GFLOPS, peak_GFLOPS and pct_of_peak.
+inline void SetFlopCounters(benchmark::State& state, double flops, int threads) {
+  state.counters["GFLOPS"] =
+      benchmark::Counter(flops * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["peak_GFLOPS"] = PeakGflops(threads);
+  state.counters["pct_of_peak"] = benchmark::Counter(
+      flops * 1e-9 / PeakGflops(threads) * 100, benchmark::Counter::kIsIterationInvariantRate);
 }
 
 inline Tensor RandomTensor(const Shape& shape, uint64_t seed, float scale = 1.0f) {

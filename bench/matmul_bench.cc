@@ -11,16 +11,6 @@
 namespace gradserve::bench {
 namespace {
 
-void SetFlops(benchmark::State& state, int64_t n, int threads) {
-  const double flops = 2.0 * n * n * n;
-  state.counters["GFLOPS"] =
-      benchmark::Counter(flops * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
-  state.counters["peak_GFLOPS"] = CpuGhz() * FlopsPerCycle() * threads;
-  state.counters["pct_of_peak"] =
-      benchmark::Counter(flops * 1e-9 / (CpuGhz() * FlopsPerCycle() * threads) * 100,
-                         benchmark::Counter::kIsIterationInvariantRate);
-}
-
 void BM_MatMulSession(benchmark::State& state) {
   const int64_t n = state.range(0);
   const int threads = static_cast<int>(state.range(1));
@@ -38,7 +28,7 @@ void BM_MatMulSession(benchmark::State& state) {
     if (!(*session)->Run(feeds, {"c"}, {}, &out).ok()) return state.SkipWithError("run failed");
     benchmark::DoNotOptimize(out[0].raw_data());
   }
-  SetFlops(state, n, threads);
+  SetFlopCounters(state, 2.0 * n * n * n, threads);
 }
 
 void BM_MatMulEigen(benchmark::State& state) {
@@ -53,7 +43,7 @@ void BM_MatMulEigen(benchmark::State& state) {
     c.tensor<float, 2>().device(device) = a.tensor<float, 2>().contract(b.tensor<float, 2>(), dims);
     benchmark::DoNotOptimize(c.raw_data());
   }
-  SetFlops(state, n, threads);
+  SetFlopCounters(state, 2.0 * n * n * n, threads);
 }
 
 void Sizes(benchmark::internal::Benchmark* b) {

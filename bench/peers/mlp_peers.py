@@ -149,38 +149,57 @@ def time_torch(module, x, threads, min_time):
 # --------------------------------------------------------------------------- gradserve
 
 
+def gradserve_benchmarks(binary, benchmark_filter, env=None):
+    """The "benchmarks" entries of a Google Benchmark binary's JSON output for the
+    benchmarks matching `benchmark_filter`, 5 repetitions of each."""
+    proc = subprocess.run(
+        [binary, f"--benchmark_filter={benchmark_filter}", "--benchmark_format=json",
+         "--benchmark_repetitions=5", "--benchmark_min_time=0.2"],
+        capture_output=True, text=True, check=False, env=env)
+    if proc.returncode != 0:
+        sys.exit(f"{os.path.basename(sys.argv[0])}: {binary} exited {proc.returncode}:\n"
+                 f"{proc.stderr}")
+    return json.loads(proc.stdout)["benchmarks"]
+
+
+def median_figures(benchmarks, key, field="real_time"):
+    """{key(name): median of `field`} over benchmark entries; key returns None to skip.
+
+    Takes the "median" aggregate where the binary ran repetitions, otherwise the
+    median of the plain iteration entries of the same name. real_time is in µs.
+    """
+    to_us = {"ns": 1e-3, "us": 1.0, "ms": 1e3, "s": 1e6}
+    medians, iterations = {}, {}
+    for bench in benchmarks:
+        k = key(bench.get("run_name", bench["name"]))
+        if k is None:
+            continue
+        value = bench[field]
+        if field == "real_time":
+            value *= to_us[bench.get("time_unit", "ns")]
+        if bench.get("run_type") == "aggregate":
+            if bench.get("aggregate_name") == "median":
+                medians[k] = value
+        else:
+            iterations.setdefault(k, []).append(value)
+    figures = {k: statistics.median(v) for k, v in iterations.items()}
+    figures.update(medians)
+    return figures
+
+
 def gradserve_figures(binary, weights_dir):
     """{(batch, threads): µs} from a Google Benchmark binary's BM_Mlp benchmarks.
 
     The binary loads the same weights as the peers from `weights_dir`.
-
-    Takes the "median" aggregate where the binary ran repetitions, otherwise the
-    median of the plain iteration entries of the same name.
     """
-    proc = subprocess.run(
-        [binary, "--benchmark_filter=BM_Mlp", "--benchmark_format=json",
-         "--benchmark_repetitions=5", "--benchmark_min_time=0.2"],
-        capture_output=True, text=True, check=False,
-        env=dict(os.environ, GRADSERVE_MLP_WEIGHTS=weights_dir))
-    if proc.returncode != 0:
-        sys.exit(f"mlp_peers: {binary} exited {proc.returncode}:\n{proc.stderr}")
-    to_us = {"ns": 1e-3, "us": 1.0, "ms": 1e3, "s": 1e6}
-    medians, iterations = {}, {}
-    for bench in json.loads(proc.stdout)["benchmarks"]:
-        name = bench.get("run_name", bench["name"])
+    def key(name):
         batch = re.search(r"batch[:_]?(\d+)", name)
         threads = re.search(r"threads[:_]?(\d+)", name)
-        if not batch or not threads:
-            continue
-        key = (int(batch.group(1)), int(threads.group(1)))
-        us = bench["real_time"] * to_us[bench.get("time_unit", "ns")]
-        if bench.get("run_type") == "aggregate":
-            if bench.get("aggregate_name") == "median":
-                medians[key] = us
-        else:
-            iterations.setdefault(key, []).append(us)
-    figures = {key: statistics.median(v) for key, v in iterations.items()}
-    figures.update(medians)
+        return (int(batch.group(1)), int(threads.group(1))) if batch and threads else None
+
+    benchmarks = gradserve_benchmarks(binary, "BM_Mlp",
+                                      dict(os.environ, GRADSERVE_MLP_WEIGHTS=weights_dir))
+    figures = median_figures(benchmarks, key)
     if not figures:
         sys.exit(f"mlp_peers: no BM_Mlp/batch:B/threads:T benchmarks in {binary}'s output")
     return figures
@@ -193,6 +212,13 @@ def check(peer, got, want, batch):
     err = float(np.max(np.abs(got - want)))
     if err > 1e-4:
         sys.exit(f"mlp_peers: {peer} output differs from NumPy by {err:.2e} at batch {batch}")
+
+
+def print_columns(lines):
+    """Prints rows of cells (the first is the header), right-aligned in columns."""
+    widths = [max(len(line[i]) for line in lines) for i in range(len(lines[0]))]
+    for line in lines:
+        print("  ".join(cell.rjust(w) for cell, w in zip(line, widths)))
 
 
 def print_table(rows, with_gradserve):
@@ -210,9 +236,7 @@ def print_table(rows, with_gradserve):
         if with_gradserve:
             line += [f"{ort_us / gs:.2f}" if gs else "-", f"{torch_us / gs:.2f}" if gs else "-"]
         lines.append(line)
-    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
-    for line in lines:
-        print("  ".join(cell.rjust(w) for cell, w in zip(line, widths)))
+    print_columns(lines)
 
 
 def int_list(text):

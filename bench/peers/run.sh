@@ -1,16 +1,24 @@
 #!/usr/bin/env bash
-# Peer figures for the MLP inference benchmark (ONNX Runtime and PyTorch on CPU), beside
-# gradserve's own when its benchmark binary is given.
+# Peer figures for the MLP inference benchmark (ONNX Runtime and PyTorch on CPU), or with
+# `train` first for the training-step benchmark (PyTorch), beside gradserve's own when its
+# benchmark binary is given.
 #
-#   bench/peers/run.sh                                   peers only
-#   bench/peers/run.sh --gradserve-bench BUILD/bench/BIN  with gradserve and ratios
+#   bench/peers/run.sh                                         peers only
+#   bench/peers/run.sh --gradserve-bench BUILD/bench/mlp_bench  with gradserve and ratios
+#   bench/peers/run.sh train --gradserve-bench BUILD/bench/train_bench
 #
-# Arguments go to mlp_peers.py (--help lists them). The peers live in their own virtual
-# environment, bench/peers/.venv (git-ignored), created on first use from PyPI; torch
-# from PyPI brings its CUDA libraries too (a few GB) although only its CPU path is used.
+# Arguments go to mlp_peers.py, or to train_peers.py after `train` (--help lists them).
+# The peers live in their own virtual environment, bench/peers/.venv (git-ignored),
+# created on first use from PyPI; torch from PyPI brings its CUDA libraries too (a few
+# GB) although only its CPU path is used.
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+SCRIPT=mlp_peers.py
+if [[ "${1:-}" == train ]]; then
+  SCRIPT=train_peers.py
+  shift
+fi
 VENV="$HERE/.venv"
 PY_PACKAGES=(
   "numpy>=1.26,<3"
@@ -40,4 +48,4 @@ fi
 if [[ -n "${OPENBLAS_CORETYPE+set}" ]]; then
   echo "run.sh: unsetting OPENBLAS_CORETYPE (was '$OPENBLAS_CORETYPE') for the benchmark"
 fi
-exec env -u OPENBLAS_CORETYPE "$VENV/bin/python" "$HERE/mlp_peers.py" "$@"
+exec env -u OPENBLAS_CORETYPE "$VENV/bin/python" "$HERE/$SCRIPT" "$@"

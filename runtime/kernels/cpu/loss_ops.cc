@@ -121,7 +121,13 @@ class SparseSoftmaxXentKernel final : public OpKernel {
   using A = AccumType<T>;
 };
 
-// sum(t^2) / 2, accumulated in AccumType.
+// sum(t^2) / 2, accumulated in AccumType. Note [L2Loss summation]: one running
+// sum is a chain of dependent adds (about 4 cycles an element, 0.7 ms for the
+// 670k gradients of a 784-512-512-10 MLP, whose global norm every training step
+// takes), so each block of kBlock elements is summed in kLanes independent
+// partial sums, which the compiler keeps in vector registers. Blocks run in
+// parallel and their sums are added in order: the result does not depend on
+// the thread count.
 template <typename T>
 class L2LossKernel final : public OpKernel {
  public:
@@ -130,10 +136,19 @@ class L2LossKernel final : public OpKernel {
   absl::Status Compute(OpKernelContext& ctx) const override {
     const Tensor& t = ctx.input(0);
     const T* x = t.data<T>();
+    const int64_t n = t.num_elements();
+    const int64_t blocks = (n + kBlock - 1) / kBlock;
     A sum = 0;
-    for (int64_t i = 0; i < t.num_elements(); ++i) {
-      const A v = static_cast<A>(x[i]);
-      sum += v * v;
+    if (blocks <= 1) {
+      sum = SumOfSquares(x, n);
+    } else {
+      std::vector<A> partial(blocks);
+      ParallelFor(ctx, blocks, static_cast<double>(kBlock), [&](int64_t begin, int64_t end) {
+        for (int64_t b = begin; b < end; ++b) {
+          partial[b] = SumOfSquares(x + b * kBlock, std::min(kBlock, n - b * kBlock));
+        }
+      });
+      for (const A p : partial) sum += p;
     }
     Tensor* out = ctx.allocate_output(0, Shape{}, DTypeOf<T>::value);
     out->data<T>()[0] = static_cast<T>(sum / A(2));
@@ -142,6 +157,26 @@ class L2LossKernel final : public OpKernel {
 
  private:
   using A = AccumType<T>;
+  static constexpr int64_t kBlock = 1 << 14;
+  static constexpr int kLanes = 32;
+
+  static A SumOfSquares(const T* x, int64_t n) {
+    A lanes[kLanes] = {};
+    int64_t i = 0;
+    for (; i + kLanes <= n; i += kLanes) {
+      for (int j = 0; j < kLanes; ++j) {
+        const A v = static_cast<A>(x[i + j]);
+        lanes[j] += v * v;
+      }
+    }
+    for (int j = 0; i < n; ++i, ++j) {
+      const A v = static_cast<A>(x[i]);
+      lanes[j] += v * v;
+    }
+    A sum = 0;
+    for (const A lane : lanes) sum += lane;
+    return sum;
+  }
 };
 
 }  // namespace
