@@ -129,7 +129,7 @@ std::vector<BatchTask> DynamicBatcher::NextBatch(std::vector<BatchTask>* expired
   *wake_at = absl::InfiniteFuture();
   if (queue_.empty()) return {};
   size_t take = 1;  // tasks in the batch
-  bool closed = options_.max_batch_size == 0;
+  bool closed = options_.max_batch_size == 0 || !options_.combine_requests;
   if (!closed) {
     std::set<int64_t> preferred(options_.preferred_batch_sizes.begin(),
                                 options_.preferred_batch_sizes.end());
@@ -223,7 +223,7 @@ void DynamicBatcher::RunBatch(std::vector<BatchTask> tasks) {
       continue;
     }
     TaskResult r;
-    r.batch_size = options_.max_batch_size > 0 ? rows : 1;
+    r.batch_size = options_.max_batch_size > 0 ? rows : 1;  // rows of the batch it ran in
     r.generation = out->generation;
     r.queue_time = start - task.enqueue_time;
     r.compute_time = compute;

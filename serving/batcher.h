@@ -45,6 +45,9 @@ struct BatcherOptions {
   std::vector<int64_t> preferred_batch_sizes;  // each in [1, max_batch_size]
   int64_t max_queue_size = 0;                  // queued requests; 0 = unbounded
   int num_workers = 1;                         // batches that may run at once
+  // false: requests are never combined (each runs as its own batch of its rows),
+  // as Triton's default scheduler does for a model without dynamic_batching.
+  bool combine_requests = true;
 };
 
 using TensorMap = std::map<std::string, Tensor>;

@@ -176,10 +176,10 @@ BatcherOptions BatcherOptionsFor(const inference::ModelConfig& c) {
     o.preferred_batch_sizes.assign(db.preferred_batch_size().begin(),
                                    db.preferred_batch_size().end());
     o.max_queue_size = db.default_queue_policy().max_queue_size();
-  } else if (c.max_batch_size() > 0) {
-    // Batching enabled but not dynamic: a request runs as soon as a worker is
-    // free (with whatever queued behind it up to max_batch_size).
-    o.max_queue_delay = absl::ZeroDuration();
+  } else {
+    // No dynamic_batching: each request runs as sent (its own rows), as soon as
+    // an instance is free, as Triton's default scheduler does.
+    o.combine_requests = false;
   }
   return o;
 }

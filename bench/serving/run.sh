@@ -10,9 +10,8 @@
 # Batching configurations (temporary repository copies; each config.pbtxt is
 # rewritten, the version folders are the example models'):
 #   none      max_batch_size 0: no batch dimension, every request runs alone
-#   greedy    max_batch_size 64, no dynamic_batching: gradserve still runs what
-#             queued behind a busy worker as one batch (serving/model_config.cc,
-#             BatcherOptionsFor), but never waits for company
+#   off       max_batch_size 64, no dynamic_batching: requests are never
+#             combined (Triton's default scheduler), each runs as sent
 #   dyn200    max_batch_size 64, dynamic_batching max_queue_delay 200 us
 #   dyn1000   max_batch_size 64, dynamic_batching max_queue_delay 1000 us
 # Goals (the issue): at concurrency 64 batching gives >= 4x the throughput of
@@ -33,7 +32,7 @@ OUT="$ROOT/bench/serving/out"
 THREADS="${GRADSERVE_BENCH_THREADS:-1}"
 INTERVAL_MS="${GRADSERVE_PERF_INTERVAL_MS:-2000}"
 MAX_TRIALS="${GRADSERVE_PERF_MAX_TRIALS:-6}"
-CONFIGS="${GRADSERVE_BENCH_CONFIGS:-none greedy dyn200 dyn1000}"
+CONFIGS="${GRADSERVE_BENCH_CONFIGS:-none off dyn200 dyn1000}"
 CONCURRENCY="${GRADSERVE_BENCH_CONCURRENCY:-1,8,64}"
 ASYNC=()
 [[ "${GRADSERVE_PERF_ASYNC:-1}" == 1 ]] && ASYNC=(--async)
@@ -65,7 +64,7 @@ config_pbtxt() {
   echo 'platform: "gradserve_savedmodel"'
   case "$config" in
     none) echo "max_batch_size: 0" ;;
-    greedy) echo "max_batch_size: 64" ;;
+    off) echo "max_batch_size: 64" ;;
     dyn*)
       echo "max_batch_size: 64"
       echo "dynamic_batching {"

@@ -233,6 +233,26 @@ TEST(DynamicBatcherTest, ModelWithoutBatchDimensionRunsEachRequestAlone) {
   EXPECT_EQ(model.batches.load(), 6);
 }
 
+TEST(DynamicBatcherTest, WithoutCombiningEachRequestRunsAsSent) {
+  DoublingModel model;
+  absl::Notification gate;
+  model.gate = &gate;
+  auto batcher = DynamicBatcher::Create({.max_batch_size = 8, .combine_requests = false},
+                                        model.Fn());
+  ASSERT_TRUE(batcher.ok());
+  std::vector<int64_t> sizes(4, -1);
+  for (int i = 0; i < 4; ++i) {
+    ASSERT_TRUE((*batcher)->Enqueue(Task(Rows(1 + i % 2, 2, i), [&, i](absl::StatusOr<TaskResult> r) {
+                             ASSERT_TRUE(r.ok());
+                             sizes[i] = r->batch_size;
+                           })).ok());
+  }
+  gate.Notify();
+  (*batcher)->Drain();
+  EXPECT_EQ(sizes, std::vector<int64_t>({1, 2, 1, 2}));
+  EXPECT_EQ(model.batches.load(), 4);
+}
+
 TEST(DynamicBatcherTest, ModelErrorsReachEveryTaskOfTheBatch) {
   auto batcher = DynamicBatcher::Create(
       {.max_batch_size = 8, .max_queue_delay = absl::Milliseconds(50)},
