@@ -16,6 +16,7 @@
 #include "absl/time/clock.h"
 #include "boost/program_options.hpp"
 #include "serving/grpc_server.h"
+#include "serving/http_server.h"  // [rest]
 #include "serving/inference_service.h"
 #include "serving/metrics.h"  // [metrics]
 #include "serving/model_manager.h"
@@ -96,6 +97,15 @@ int Serve(const Flags& flags) {
   }
   Log(absl::StrCat("serving gRPC on ", flags.address, ":", (*grpc)->port(), ", repository ",
                    flags.model_repository));
+  // [rest] The REST API (/v2/...) over the same service; --http-port=0 picks a free port.
+  absl::StatusOr<std::unique_ptr<HttpServer>> http =
+      HttpServer::Start(flags.address, flags.http_port, &service);
+  if (!http.ok()) {
+    Log(http.status().message());
+    return 1;
+  }
+  Log(absl::StrCat("serving HTTP on ", flags.address, ":", (*http)->port()));
+  // [/rest]
   // [metrics] /metrics; declared after the manager it samples, so destroyed before it.
   absl::StatusOr<std::unique_ptr<MetricsExposer>> metrics_exposer = MetricsExposer::Start(
       flags.address, flags.metrics_port, **metrics, QueueSourceFor(manager->get()));
@@ -123,6 +133,7 @@ int Serve(const Flags& flags) {
   service.BeginShutdown();
   ready_reporter.join();
   (*grpc)->SetServing(false);
+  (*http)->Shutdown(absl::Now() + absl::Seconds(flags.exit_timeout_secs));  // [rest]
   (*grpc)->Shutdown(absl::Now() + absl::Seconds(flags.exit_timeout_secs));
   (*manager)->Shutdown();
   Log("stopped");
@@ -142,7 +153,7 @@ int main(int argc, char** argv) {
       ("grpc-port", po::value(&f.grpc_port)->default_value(f.grpc_port),
        "port of the gRPC API (Open Inference Protocol v2); 0 picks a free port")
       ("http-port", po::value(&f.http_port)->default_value(f.http_port),
-       "port of the REST API (/v2/...)")
+       "port of the REST API (/v2/...); 0 picks a free port")
       ("metrics-port", po::value(&f.metrics_port)->default_value(f.metrics_port),
        "port of the Prometheus metrics (/metrics); 0 picks a free port")
       ("address", po::value(&f.address)->default_value(f.address),
