@@ -7,6 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/synchronization/notification.h"
+#include "graph/file_io.h"
 #include "graph/saved_model.h"
 #include "graph/status.h"
 #include "serving/model_config.h"
@@ -60,6 +61,7 @@ absl::StatusOr<std::shared_ptr<Servable>> Servable::Load(const std::string& mode
   const std::string dir = absl::StrCat(model_dir, "/", version);
   std::shared_ptr<Servable> s(new Servable());
   s->version_ = version;
+  s->model_dir_ = model_dir;
   s->observer_ = std::move(observer);
   GS_ASSIGN_OR_RETURN(s->bundle_, LoadSavedModel(dir, session_options));
   s->signature_ = s->bundle_.FindSignature(kServingSignatureKey);
@@ -209,26 +211,75 @@ void Servable::Finish(const InferCallback& done, absl::Time start,
   done(std::move(result));
 }
 
+absl::StatusOr<TensorMap> Servable::WarmupInputs(const inference::ModelWarmup& w,
+                                                 std::mt19937& rng) const {
+  const bool batching = config_.max_batch_size() > 0;
+  const int64_t rows = std::max<int64_t>(w.batch_size(), 1);
+  GS_CHECK_ARG(!batching || rows <= config_.max_batch_size(), "batch_size ", rows,
+               " exceeds max_batch_size ", config_.max_batch_size());
+  TensorMap inputs;
+  for (const auto& in : config_.input()) {
+    auto it = w.inputs().find(in.name());
+    GS_CHECK_ARG(it != w.inputs().end() || in.optional(), "no data for input '", in.name(), "'");
+    if (it == w.inputs().end()) continue;
+    const inference::ModelWarmup::Input& data = it->second;
+    GS_ASSIGN_OR_RETURN(DType dtype, DTypeFromConfig(data.data_type()));
+    std::vector<int64_t> dims;
+    if (batching) dims.push_back(rows);
+    for (int64_t d : data.dims()) dims.push_back(d);
+    GS_ASSIGN_OR_RETURN(Shape shape, WireShape(dims, in.name()));
+    Tensor t(dtype, shape);
+    if (data.has_input_data_file()) {
+      const std::string path = absl::StrCat(model_dir_, "/warmup/", data.input_data_file());
+      GS_ASSIGN_OR_RETURN(std::string bytes, ReadFileToString(path));
+      GS_ASSIGN_OR_RETURN(t, TensorFromRaw(bytes, dtype, shape, in.name()));
+    } else if (data.random_data()) {
+      t = RandomTensor(dtype, shape, rng);
+    } else {
+      std::memset(t.raw_data(), 0, t.bytes());
+    }
+    inputs.emplace(in.name(), std::move(t));
+  }
+  return inputs;
+}
+
 absl::Status Servable::WarmUp() {
   std::mt19937 rng(1);
-  std::vector<int64_t> sizes = {1};
-  if (config_.has_dynamic_batching() && config_.dynamic_batching().preferred_batch_size_size()) {
-    sizes.assign(config_.dynamic_batching().preferred_batch_size().begin(),
-                 config_.dynamic_batching().preferred_batch_size().end());
-  }
   std::vector<std::string> outputs;
   for (const auto& out : config_.output()) outputs.push_back(out.name());
-  for (int64_t rows : sizes) {
-    TensorMap inputs;
-    for (const auto& in : config_.input()) {
-      std::vector<int64_t> dims;
-      if (config_.max_batch_size() > 0) dims.push_back(rows);
-      for (int64_t d : in.dims()) dims.push_back(d < 0 ? 1 : d);
-      inputs.emplace(in.name(), RandomTensor(*DTypeFromConfig(in.data_type()), Shape(dims), rng));
+  if (config_.model_warmup_size() > 0) {
+    // The config's warm-up requests, each run `count` times.
+    for (const inference::ModelWarmup& w : config_.model_warmup()) {
+      const std::string what = absl::StrCat("model_warmup '", w.name(), "'");
+      absl::StatusOr<TensorMap> inputs = WarmupInputs(w, rng);
+      if (!inputs.ok()) return Annotate(inputs.status(), what);
+      for (uint32_t i = 0; i < std::max<uint32_t>(w.count(), 1); ++i) {
+        absl::StatusOr<BatchOutput> out = RunBatch(*inputs, outputs, /*warm_up=*/true);
+        if (!out.ok()) return Annotate(out.status(), what);
+      }
     }
-    absl::StatusOr<BatchOutput> out = RunBatch(inputs, outputs, /*warm_up=*/true);
-    if (!out.ok()) {
-      return Annotate(out.status(), absl::StrCat("warm-up with a batch of ", rows));
+  } else {
+    // Without any: one batch of random inputs of each preferred size (or 1),
+    // so the first real request does not pay for building the executor.
+    std::vector<int64_t> sizes = {1};
+    if (config_.has_dynamic_batching() &&
+        config_.dynamic_batching().preferred_batch_size_size()) {
+      sizes.assign(config_.dynamic_batching().preferred_batch_size().begin(),
+                   config_.dynamic_batching().preferred_batch_size().end());
+    }
+    for (int64_t rows : sizes) {
+      TensorMap inputs;
+      for (const auto& in : config_.input()) {
+        std::vector<int64_t> dims;
+        if (config_.max_batch_size() > 0) dims.push_back(rows);
+        for (int64_t d : in.dims()) dims.push_back(d < 0 ? 1 : d);
+        inputs.emplace(in.name(),
+                       RandomTensor(*DTypeFromConfig(in.data_type()), Shape(dims), rng));
+      }
+      absl::StatusOr<BatchOutput> out = RunBatch(inputs, outputs, /*warm_up=*/true);
+      if (!out.ok()) {
+        return Annotate(out.status(), absl::StrCat("warm-up with a batch of ", rows));
+      }
     }
   }
   // Warm-up runs are not traffic.

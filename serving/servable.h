@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <random>
 #include <string>
 #include <utility>
 #include <vector>
@@ -86,9 +87,11 @@ class Servable {
   // DEADLINE_EXCEEDED (expired while queued), UNAVAILABLE (unloading).
   void Infer(InferRequest request, InferCallback done);
 
-  // Runs each config warm-up (model_warmup) and, without any, one batch of
-  // random inputs of every size in preferred_batch_size (or 1), so the first
-  // real request does not pay for executor creation.
+  // Runs each config warm-up (model_warmup: batch_size, inputs from zero_data,
+  // random_data or a raw file in <model>/warmup/, `count` times) and, without
+  // any, one batch of random inputs of every size in preferred_batch_size (or
+  // 1), so the first real request does not pay for executor creation. Errors
+  // name the warm-up; the version then fails to load.
   absl::Status WarmUp();
 
   // Stops accepting requests and waits for queued and running ones.
@@ -113,6 +116,10 @@ class Servable {
   void Finish(const InferCallback& done, absl::Time start, absl::StatusOr<InferResult> result,
               absl::Duration queue, absl::Duration compute);
 
+  absl::StatusOr<TensorMap> WarmupInputs(const inference::ModelWarmup& warmup,
+                                         std::mt19937& rng) const;
+
+  std::string model_dir_;
   int64_t version_ = 0;
   inference::ModelConfig config_;
   SavedModelBundle bundle_;
