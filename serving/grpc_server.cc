@@ -85,21 +85,12 @@ class GrpcServer::Service final : public inference::GRPCInferenceService::Callba
   grpc::ServerUnaryReactor* RepositoryModelLoad(grpc::CallbackServerContext* ctx,
                                                 const inference::RepositoryModelLoadRequest* q,
                                                 inference::RepositoryModelLoadResponse*) override {
-    // Loading takes seconds: run it off gRPC's callback threads.
-    grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
-    RunAside([this, reactor, name = q->model_name()] {
-      reactor->Finish(ToGrpcStatus(s_->Load(name)));
-    });
-    return reactor;
+    return RunAside(ctx, [this, name = q->model_name()] { return s_->Load(name); });
   }
   grpc::ServerUnaryReactor* RepositoryModelUnload(
       grpc::CallbackServerContext* ctx, const inference::RepositoryModelUnloadRequest* q,
       inference::RepositoryModelUnloadResponse*) override {
-    grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
-    RunAside([this, reactor, name = q->model_name()] {
-      reactor->Finish(ToGrpcStatus(s_->Unload(name)));
-    });
-    return reactor;
+    return RunAside(ctx, [this, name = q->model_name()] { return s_->Unload(name); });
   }
   grpc::ServerUnaryReactor* ModelInfer(grpc::CallbackServerContext* ctx,
                                        const inference::ModelInferRequest* q,
@@ -135,9 +126,16 @@ class GrpcServer::Service final : public inference::GRPCInferenceService::Callba
     return Reply(ctx, value.status());
   }
 
-  void RunAside(std::function<void()> fn) {
+  // Repository calls take seconds (loading, draining): they run on a thread
+  // of their own, not on gRPC's callback threads, and finish the call there.
+  grpc::ServerUnaryReactor* RunAside(grpc::CallbackServerContext* ctx,
+                                     std::function<absl::Status()> call) {
+    grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
     absl::MutexLock lock(&mu_);
-    aside_.emplace_back(std::move(fn));
+    aside_.emplace_back([reactor, call = std::move(call)] {
+      reactor->Finish(ToGrpcStatus(call()));
+    });
+    return reactor;
   }
 
   InferenceService* s_;

@@ -243,7 +243,7 @@ absl::Status ModelManager::Sync(const std::string& model, bool retry_failed) {
   }
   // Versions no longer wanted go once a wanted one serves (so a broken new
   // version leaves the old one serving).
-  std::vector<std::pair<int64_t, std::shared_ptr<Servable>>> retired;
+  RetiredVersions retired;
   {
     absl::MutexLock lock(&mu_);
     auto& versions = models_[model].versions;
@@ -257,10 +257,7 @@ absl::Status ModelManager::Sync(const std::string& model, bool retry_failed) {
       }
     }
   }
-  for (auto& [version, servable] : retired) {
-    if (options_.on_state) options_.on_state(model, version, VersionState::kUnloading);
-    servable->Drain();
-  }
+  Retire(model, std::move(retired));
   return first_error;
 }
 
@@ -360,11 +357,23 @@ std::vector<ModelIndexEntry> ModelManager::Index(bool ready_only) const {
   return out;
 }
 
-absl::Status ModelManager::Load(const std::string& model) {
+absl::Status ModelManager::CheckModelControl() const {
   if (options_.mode == ControlMode::kNone) {
     return absl::FailedPreconditionError(
         "model control is disabled: start the server with --model-control-mode=explicit or poll");
   }
+  return absl::OkStatus();
+}
+
+void ModelManager::Retire(const std::string& model, RetiredVersions retired) {
+  for (auto& [version, servable] : retired) {
+    if (options_.on_state) options_.on_state(model, version, VersionState::kUnloading);
+    servable->Drain();
+  }
+}
+
+absl::Status ModelManager::Load(const std::string& model) {
+  GS_RETURN_IF_ERROR(CheckModelControl());
   if (!fs::is_directory(fs::path(options_.repository) / model)) {
     return absl::NotFoundError(
         absl::StrCat("the repository has no model '", model, "' (no folder ",
@@ -374,11 +383,8 @@ absl::Status ModelManager::Load(const std::string& model) {
 }
 
 absl::Status ModelManager::Unload(const std::string& model) {
-  if (options_.mode == ControlMode::kNone) {
-    return absl::FailedPreconditionError(
-        "model control is disabled: start the server with --model-control-mode=explicit or poll");
-  }
-  std::vector<std::pair<int64_t, std::shared_ptr<Servable>>> retired;
+  GS_RETURN_IF_ERROR(CheckModelControl());
+  RetiredVersions retired;
   {
     absl::MutexLock lock(&mu_);
     auto it = models_.find(model);
@@ -390,10 +396,7 @@ absl::Status ModelManager::Unload(const std::string& model) {
     }
     it->second.versions.clear();
   }
-  for (auto& [version, servable] : retired) {
-    if (options_.on_state) options_.on_state(model, version, VersionState::kUnloading);
-    servable->Drain();
-  }
+  Retire(model, std::move(retired));
   return absl::OkStatus();
 }
 

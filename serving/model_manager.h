@@ -120,7 +120,13 @@ class ModelManager {
     std::shared_ptr<absl::Mutex> sync_mu = std::make_shared<absl::Mutex>();
   };
 
+  using RetiredVersions = std::vector<std::pair<int64_t, std::shared_ptr<Servable>>>;
+
   explicit ModelManager(ModelManagerOptions options) : options_(std::move(options)) {}
+  // FailedPrecondition in NONE mode (no load/unload from clients).
+  absl::Status CheckModelControl() const;
+  // Reports each version UNLOADING and drains it (in-flight requests finish).
+  void Retire(const std::string& model, RetiredVersions retired);
   // Brings `model` in line with the repository; returns the first load error.
   // `retry_failed` = false (polls) skips versions that failed and have not
   // changed since.

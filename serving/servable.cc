@@ -268,15 +268,17 @@ absl::Status Servable::WarmUp() {
                    config_.dynamic_batching().preferred_batch_size().end());
     }
     for (int64_t rows : sizes) {
-      TensorMap inputs;
+      inference::ModelWarmup w;
+      w.set_batch_size(static_cast<uint32_t>(rows));
       for (const auto& in : config_.input()) {
-        std::vector<int64_t> dims;
-        if (config_.max_batch_size() > 0) dims.push_back(rows);
-        for (int64_t d : in.dims()) dims.push_back(d < 0 ? 1 : d);
-        inputs.emplace(in.name(),
-                       RandomTensor(*DTypeFromConfig(in.data_type()), Shape(dims), rng));
+        inference::ModelWarmup::Input& data = (*w.mutable_inputs())[in.name()];
+        data.set_data_type(in.data_type());
+        for (int64_t d : in.dims()) data.add_dims(d < 0 ? 1 : d);
+        data.set_random_data(true);
       }
-      absl::StatusOr<BatchOutput> out = RunBatch(inputs, outputs, /*warm_up=*/true);
+      absl::StatusOr<TensorMap> inputs = WarmupInputs(w, rng);
+      absl::StatusOr<BatchOutput> out =
+          inputs.ok() ? RunBatch(*inputs, outputs, /*warm_up=*/true) : inputs.status();
       if (!out.ok()) {
         return Annotate(out.status(), absl::StrCat("warm-up with a batch of ", rows));
       }

@@ -41,19 +41,11 @@ def setUpModule():
     REPO.write_config(QUEUE2, slow_config(QUEUE2, max_queue_size=2, delay_us=2_000_000))
     REPO.add_model(MLP, as_name=DEADLINE)
     REPO.write_config(DEADLINE, slow_config(DEADLINE, delay_us=1_500_000))
-    SERVER = server_util.GradserveServer(ARGS.gradserve, REPO.path)
-    try:
-        SERVER.start()
-    except Exception:
-        REPO.remove()
-        raise
+    SERVER = server_util.start_module_server(ARGS.gradserve, REPO)
 
 
 def tearDownModule():
-    if SERVER is not None:
-        SERVER.kill()
-    if REPO is not None:
-        REPO.remove()
+    server_util.stop_module_server(SERVER, REPO)
 
 
 def stats(client, model):

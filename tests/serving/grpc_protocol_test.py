@@ -42,21 +42,11 @@ def setUpModule():
     REPO.add_model(MLP, as_name=BROKEN)
     with open(os.path.join(REPO.model_dir(BROKEN), "1", "saved_model.pb"), "wb") as f:
         f.write(b"\x0a\xff\xff\xff\x0fnot a saved model")
-    SERVER = server_util.GradserveServer(ARGS.gradserve, REPO.path)
-    try:
-        SERVER.start()
-    except Exception:
-        REPO.remove()
-        raise
+    SERVER = server_util.start_module_server(ARGS.gradserve, REPO)
 
 
 def tearDownModule():
-    if SERVER is not None:
-        SERVER.kill()
-        if SERVER.process.returncode not in (0, -9):
-            SERVER.dump_log()
-    if REPO is not None:
-        REPO.remove()
+    server_util.stop_module_server(SERVER, REPO)
 
 
 # -- an independent reference: the checkpoint read here, the MLP in float64 ---

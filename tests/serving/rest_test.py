@@ -52,19 +52,11 @@ def setUpModule():
     REPO.add_model(MLP, as_name=BATCH)
     REPO.write_config(BATCH, slow_config(BATCH).replace(
         "dynamic_batching {", "dynamic_batching { preferred_batch_size: 8"))
-    SERVER = server_util.GradserveServer(ARGS.gradserve, REPO.path)
-    try:
-        SERVER.start()
-    except Exception:
-        REPO.remove()
-        raise
+    SERVER = server_util.start_module_server(ARGS.gradserve, REPO)
 
 
 def tearDownModule():
-    if SERVER is not None:
-        SERVER.kill()
-    if REPO is not None:
-        REPO.remove()
+    server_util.stop_module_server(SERVER, REPO)
 
 
 class Response:

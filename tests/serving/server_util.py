@@ -288,3 +288,26 @@ class GradserveServer:
             if time.monotonic() >= deadline:
                 raise TimeoutError(f"no {regex.pattern!r} in the log within {timeout} s")
             time.sleep(0.02)
+
+
+def start_module_server(binary, repo, args=()):
+    """A started GradserveServer on `repo` for a test module's setUpModule;
+    removes the repository if the server does not start."""
+    server = GradserveServer(binary, repo.path, args)
+    try:
+        server.start()
+    except Exception:
+        repo.remove()
+        raise
+    return server
+
+
+def stop_module_server(server, repo):
+    """tearDownModule's counterpart: kills the server (printing its log if it
+    had exited on its own with an error) and removes the repository."""
+    if server is not None:
+        server.kill()
+        if server.process.returncode not in (0, -9):
+            server.dump_log()
+    if repo is not None:
+        repo.remove()
