@@ -186,35 +186,32 @@ absl::StatusOr<inference::ModelInferResponse> InferenceService::EncodeInferResul
 
 void InferenceService::ModelInfer(const inference::ModelInferRequest& request,
                                   absl::Time deadline, InferDone done) const {
-  if (shutting_down_.load()) {
-    const absl::Status status = absl::UnavailableError("the server is shutting down");
+  // Requests that never reach a version (bad encoding, no such model or
+  // version) are reported here; a version reports its own outcomes.
+  auto reject = [&](const absl::Status& status) {
     if (on_reject_) on_reject_(request.model_name(), request.model_version(), status);
     done(status);
+  };
+  if (shutting_down_.load()) {
+    reject(absl::UnavailableError("the server is shutting down"));
     return;
   }
   absl::StatusOr<InferRequest> decoded = DecodeInferRequest(request);
-  if (decoded.ok() && on_reject_) {
-    // The manager would fail the same way (it looks the version up first);
-    // looking it up here tells a request that never reached a version from
-    // one the version itself failed (and reported).
-    absl::Status found = manager_->Get(decoded->model_name, decoded->model_version).status();
-    if (!found.ok()) decoded = found;
-  }
   if (!decoded.ok()) {
-    if (on_reject_) on_reject_(request.model_name(), request.model_version(), decoded.status());
-    done(decoded.status());
+    reject(decoded.status());
     return;
   }
   decoded->deadline = deadline;
   const bool raw = request.raw_input_contents_size() > 0;
-  manager_->Infer(*std::move(decoded),
-                  [done = std::move(done), raw](absl::StatusOr<InferResult> result) {
-                    if (!result.ok()) {
-                      done(result.status());
-                      return;
-                    }
-                    done(EncodeInferResult(*result, raw));
-                  });
+  absl::Status queued = manager_->Infer(
+      *std::move(decoded), [done, raw](absl::StatusOr<InferResult> result) {
+        if (!result.ok()) {
+          done(result.status());
+          return;
+        }
+        done(EncodeInferResult(*result, raw));
+      });
+  if (!queued.ok()) reject(queued);
 }
 
 }  // namespace gradserve::serving

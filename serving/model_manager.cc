@@ -304,22 +304,18 @@ absl::StatusOr<std::shared_ptr<Servable>> ModelManager::Get(const std::string& m
                                              why.empty() ? "" : ")"));
 }
 
-void ModelManager::Infer(InferRequest request, InferCallback done) const {
-  absl::StatusOr<std::shared_ptr<Servable>> servable =
-      Get(request.model_name, request.model_version);
-  if (!servable.ok()) {
-    done(servable.status());
-    return;
-  }
+absl::Status ModelManager::Infer(InferRequest request, InferCallback done) const {
+  GS_ASSIGN_OR_RETURN(std::shared_ptr<Servable> servable,
+                      Get(request.model_name, request.model_version));
   if (!request.model_version.empty()) {
-    (*servable)->Infer(std::move(request), std::move(done));
-    return;
+    servable->Infer(std::move(request), std::move(done));
+    return absl::OkStatus();
   }
   // The unnamed version may be retired between Get and queueing: try the newest
   // READY one again, once.
   InferRequest retry = request;
-  Servable* first = servable->get();
-  (*servable)->Infer(std::move(request), [this, retry = std::move(retry), done, first](
+  Servable* first = servable.get();
+  servable->Infer(std::move(request), [this, retry = std::move(retry), done, first](
                                              absl::StatusOr<InferResult> r) mutable {
     if (r.ok() || r.status().code() != absl::StatusCode::kUnavailable) {
       done(std::move(r));
@@ -332,6 +328,7 @@ void ModelManager::Infer(InferRequest request, InferCallback done) const {
     }
     (*next)->Infer(std::move(retry), std::move(done));
   });
+  return absl::OkStatus();
 }
 
 std::vector<ModelIndexEntry> ModelManager::Index(bool ready_only) const {

@@ -83,7 +83,9 @@ class ModelManager {
 
   // Runs `request` on the version it names (retrying once on the newest READY
   // version when an unnamed version was unloaded between lookup and queueing).
-  void Infer(InferRequest request, InferCallback done) const;
+  // Returns Get's error when no version takes the request (`done` is then not
+  // called); otherwise `done` gets the outcome.
+  absl::Status Infer(InferRequest request, InferCallback done) const;
 
   // Every model of the repository and every loaded one, sorted by name, then
   // version; `ready_only` keeps the READY ones.
