@@ -46,7 +46,39 @@ double ScalarAsDouble(const Tensor& t) {
   }
 }
 
+// The label inputs that feed a SparseSoftmaxCrossEntropyWithLogits, with its
+// logits' class count when the graph knows it.
+std::map<std::string, int64_t> LabelClasses(const Graph& graph, const SignatureDef& sig) {
+  std::map<std::string, int64_t> classes;
+  for (const std::string& key : sig.label_keys()) {
+    auto info = sig.inputs().find(key);
+    if (info == sig.inputs().end()) continue;
+    absl::StatusOr<NodeOut> label = graph.FindOutput(info->second.name());
+    if (!label.ok()) continue;
+    // Follow the label through value-preserving ops to its loss.
+    std::vector<NodeOut> frontier = {*label};
+    while (!frontier.empty()) {
+      NodeOut at = frontier.back();
+      frontier.pop_back();
+      for (const OutEdge& e : at.node->out_edges()) {
+        if (e.src_output != at.index) continue;
+        const std::string& op = e.dst->op();
+        if (op == "Identity" || op == "Cast") {
+          frontier.push_back({e.dst, 0});
+        } else if (op == "SparseSoftmaxCrossEntropyWithLogits" && e.dst_input == 1) {
+          const NodeOut logits = e.dst->input(0);
+          const Shape& shape = logits.node->output_shape(logits.index);
+          if (shape.rank() == 2 && shape.dim(1) > 0) classes[key] = shape.dim(1);
+        }
+      }
+    }
+  }
+  return classes;
+}
+
 }  // namespace
+
+bool PendingStep::finite() const { return std::isfinite(loss) && std::isfinite(global_norm); }
 
 absl::StatusOr<std::unique_ptr<Trainer>> Trainer::Load(const std::string& dir,
                                                        const OptimizerConfig& optimizer,
@@ -68,6 +100,17 @@ absl::StatusOr<std::unique_ptr<Trainer>> Trainer::Load(const std::string& dir,
   TensorInfo& norm = (*trainer->step_signature_.mutable_outputs())[kGlobalNormKey];
   norm.set_name(train.global_norm);
   norm.set_dtype(DT_FLOAT);
+  const Graph& graph = trainer->bundle_.session->graph();
+  for (size_t i = 0; i < train.gradients.size(); ++i) {
+    if (train.gradients[i].empty()) continue;
+    GS_ASSIGN_OR_RETURN(NodeOut grad, graph.FindOutput(train.gradients[i]));
+    const std::string key = absl::StrCat("gradient/", i);
+    TensorInfo& info = (*trainer->step_signature_.mutable_outputs())[key];
+    info.set_name(train.gradients[i]);
+    info.set_dtype(static_cast<DataType>(grad.node->output_type(grad.index)));
+    trainer->gradient_keys_.push_back(key);
+  }
+  trainer->label_classes_ = LabelClasses(graph, sig);
   if (sig.label_keys_size() == 1 && sig.inputs_size() == 2) {
     trainer->label_key_ = sig.label_keys(0);
     for (const auto& [key, info] : sig.inputs()) {
@@ -91,6 +134,63 @@ absl::StatusOr<StepResult> Trainer::Step(const std::map<std::string, Tensor>& in
   r.global_norm = ScalarAsDouble(outputs.at(kGlobalNormKey));
   r.step = ++step_;
   return r;
+}
+
+absl::StatusOr<PendingStep> Trainer::ComputeStep(const std::map<std::string, Tensor>& inputs) {
+  std::vector<std::string> keys = {kLossOutputKey, kGlobalNormKey};
+  keys.insert(keys.end(), gradient_keys_.begin(), gradient_keys_.end());
+  GS_ASSIGN_OR_RETURN(auto outputs, RunSignatureDef(*bundle_.session, step_signature_,
+                                                    kTrainSignatureKey, inputs, keys));
+  PendingStep pending;
+  pending.loss = ScalarAsDouble(outputs.at(kLossOutputKey));
+  pending.global_norm = ScalarAsDouble(outputs.at(kGlobalNormKey));
+  for (const std::string& key : gradient_keys_) {
+    pending.gradients.emplace_back(step_signature_.outputs().at(key).name(),
+                                   std::move(outputs.at(key)));
+  }
+  return pending;
+}
+
+absl::StatusOr<int64_t> Trainer::ApplyStep(const PendingStep& pending) {
+  absl::MutexLock lock(&mu_);
+  std::vector<Tensor> unused;
+  GS_RETURN_IF_ERROR(bundle_.session->Run(pending.gradients, {}, {train_.train_op}, &unused));
+  return ++step_;
+}
+
+absl::StatusOr<std::vector<std::pair<std::string, Tensor>>> Trainer::StateTensors() const {
+  std::vector<std::pair<std::string, Tensor>> tensors;
+  auto add = [&](const std::string& name) -> absl::Status {
+    GS_ASSIGN_OR_RETURN(Tensor value, ReadVariable(*bundle_.session, name));
+    tensors.emplace_back(name, std::move(value));
+    return absl::OkStatus();
+  };
+  for (const std::string& name : bundle_.meta.variables()) GS_RETURN_IF_ERROR(add(name));
+  for (const std::string& name : train_.state_variables) GS_RETURN_IF_ERROR(add(name));
+  return tensors;
+}
+
+absl::Status Trainer::RestoreState(const std::map<std::string, Tensor>& tensors) {
+  std::vector<std::string> names(bundle_.meta.variables().begin(), bundle_.meta.variables().end());
+  names.insert(names.end(), train_.state_variables.begin(), train_.state_variables.end());
+  const Graph& graph = bundle_.session->graph();
+  for (const std::string& name : names) {
+    auto it = tensors.find(name);
+    GS_CHECK_ARG(it != tensors.end(), "no value for variable '", name, "'");
+    const Node* node = graph.FindNode(name);
+    GS_ASSIGN_OR_RETURN(DType dtype, node->GetAttr<DType>("dtype"));
+    GS_ASSIGN_OR_RETURN(Shape shape, node->GetAttr<Shape>("shape"));
+    GS_CHECK_ARG(it->second.dtype() == dtype && shape.IsCompatibleWith(it->second.shape()),
+                 "variable '", name, "' is ", DTypeName(dtype), shape.DebugString(),
+                 " but the value given is ", DTypeName(it->second.dtype()),
+                 it->second.shape().DebugString());
+  }
+  absl::MutexLock lock(&mu_);
+  for (const std::string& name : names) {
+    GS_RETURN_IF_ERROR(AssignVariable(*bundle_.session, name, tensors.at(name)));
+  }
+  step_ = tensors.at(train_.global_step).data<int64_t>()[0];
+  return absl::OkStatus();
 }
 
 absl::StatusOr<StepResult> Trainer::Step(const Tensor& features, const Tensor& labels) {

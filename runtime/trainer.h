@@ -19,6 +19,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
@@ -33,6 +34,17 @@ struct StepResult {
   double loss = 0;         // the step's loss (before the update)
   double global_norm = 0;  // the gradients' global norm before clipping
   int64_t step = 0;        // global_step after the update
+};
+
+// A step split in two (the server's way, DESIGN.md §2 "Train"): ComputeStep
+// runs the forward and backward passes, which only read the variables, so
+// inference may run beside it; ApplyStep feeds the gradients to the optimizer
+// update, the only part that writes them. Step() does both in one run.
+struct PendingStep {
+  double loss = 0;
+  double global_norm = 0;
+  FeedList gradients;  // gradient tensor name -> value, one per reached variable
+  bool finite() const;  // loss and global_norm are finite
 };
 
 class Trainer {
@@ -53,6 +65,27 @@ class Trainer {
   absl::StatusOr<StepResult> Step(const Tensor& features, const Tensor& labels)
       ABSL_LOCKS_EXCLUDED(mu_);
 
+  // The two halves of Step. A ComputeStep/ApplyStep pair must not interleave
+  // with another step or a restore (the caller serializes them); Step and Save
+  // do not take part in that serialization.
+  absl::StatusOr<PendingStep> ComputeStep(const std::map<std::string, Tensor>& inputs);
+  // Returns global_step after the update.
+  absl::StatusOr<int64_t> ApplyStep(const PendingStep& pending);
+
+  // Every variable a checkpoint of this trainer holds: the model's variables,
+  // then the optimizer state, with their current values.
+  absl::StatusOr<std::vector<std::pair<std::string, Tensor>>> StateTensors() const;
+  // Assigns every variable of StateTensors() from `tensors` and resets the
+  // step to global_step's value. InvalidArgument naming the first variable
+  // missing from `tensors` or of another dtype or shape; nothing is assigned
+  // then.
+  absl::Status RestoreState(const std::map<std::string, Tensor>& tensors);
+
+  // For each label input key fed to a SparseSoftmaxCrossEntropyWithLogits
+  // (directly or through Identity/Cast), the number of classes of its logits
+  // when known: labels must lie in [0, classes).
+  const std::map<std::string, int64_t>& label_classes() const { return label_classes_; }
+
   // Writes the model as loaded (graph and signatures) with the current weights,
   // and the optimizer state in its checkpoint, as a saved model in `dir`.
   absl::Status Save(const std::string& dir) ABSL_LOCKS_EXCLUDED(mu_);
@@ -71,6 +104,8 @@ class Trainer {
   const SignatureDef* signature_ = nullptr;  // in bundle_.meta
   SignatureDef step_signature_;  // *signature_ plus output "global_norm"
   std::string feature_key_, label_key_;      // when there is exactly one of each
+  std::vector<std::string> gradient_keys_;   // step_signature_ outputs, "gradient/<i>"
+  std::map<std::string, int64_t> label_classes_;
   mutable absl::Mutex mu_;
   int64_t step_ ABSL_GUARDED_BY(mu_) = 0;
 };

@@ -154,13 +154,25 @@ class TrainerTest : public ::testing::Test {
 
   // Runs `steps` steps on fresh random batches with both and compares the loss
   // and every parameter after each step.
-  void ExpectMatchesReference(Trainer& trainer, Reference& ref, int steps) {
+  // `two_phase`: through ComputeStep and ApplyStep instead of Step.
+  void ExpectMatchesReference(Trainer& trainer, Reference& ref, int steps,
+                              bool two_phase = false) {
     for (int i = 0; i < steps; ++i) {
       RefTensor x = testing::Random(Shape{kN, kD}, -2, 2);
       RefTensor y = testing::Random(Shape{kN, kK}, -2, 2);
       const double want_loss = ref.Step(x, y);
-      absl::StatusOr<StepResult> r = trainer.Step(testing::ToTensor(x, DType::kFloat),
-                                                  testing::ToTensor(y, DType::kFloat));
+      absl::StatusOr<StepResult> r;
+      Tensor xt = testing::ToTensor(x, DType::kFloat), yt = testing::ToTensor(y, DType::kFloat);
+      if (two_phase) {
+        absl::StatusOr<PendingStep> pending = trainer.ComputeStep({{"x", xt}, {"y", yt}});
+        ASSERT_TRUE(pending.ok()) << pending.status();
+        EXPECT_TRUE(pending->finite());
+        absl::StatusOr<int64_t> step = trainer.ApplyStep(*pending);
+        ASSERT_TRUE(step.ok()) << step.status();
+        r = StepResult{.loss = pending->loss, .global_norm = pending->global_norm, .step = *step};
+      } else {
+        r = trainer.Step(xt, yt);
+      }
       ASSERT_TRUE(r.ok()) << r.status();
       EXPECT_NEAR(r->loss, want_loss, 1e-5 * std::max(1.0, want_loss)) << "step " << i;
       EXPECT_EQ(r->step, ref.step);
@@ -265,6 +277,45 @@ TEST_F(TrainerTest, SavedOptimizerStateResumesExactly) {
   EXPECT_EQ(bundle->session->graph().FindNode("train/step"), nullptr);
 }
 
+TEST_F(TrainerTest, TwoPhaseStepMatchesReference) {
+  // The server's split step (gradients computed, then fed to the update) is
+  // the same step, clipping included, for every optimizer.
+  for (OptimizerKind kind : {OptimizerKind::kSgd, OptimizerKind::kMomentum, OptimizerKind::kAdam,
+                             OptimizerKind::kAdamW}) {
+    OptimizerConfig c{.kind = kind, .learning_rate = 0.02, .clip_global_norm = 0.5};
+    auto trainer = Trainer::Load(dir_ + "/1", c);
+    ASSERT_TRUE(trainer.ok()) << trainer.status();
+    Reference ref = MakeReference(c);
+    ExpectMatchesReference(**trainer, ref, 4, /*two_phase=*/true);
+  }
+}
+
+TEST_F(TrainerTest, RestoreStateReturnsToASnapshot) {
+  OptimizerConfig c{.kind = OptimizerKind::kAdam, .learning_rate = 0.05};
+  auto trainer = Trainer::Load(dir_ + "/1", c);
+  ASSERT_TRUE(trainer.ok());
+  Reference ref = MakeReference(c);
+  ExpectMatchesReference(**trainer, ref, 2);
+  auto snapshot = (*trainer)->StateTensors();
+  ASSERT_TRUE(snapshot.ok()) << snapshot.status();
+  // Copies: the variables' buffers change in place as training goes on.
+  std::map<std::string, Tensor> saved;
+  for (const auto& [name, t] : *snapshot) saved.emplace(name, t.DeepCopy());
+  Reference at_snapshot = ref;
+  ExpectMatchesReference(**trainer, ref, 3);
+  ASSERT_TRUE((*trainer)->RestoreState(saved).ok());
+  EXPECT_EQ((*trainer)->step(), 2);
+  ExpectMatchesReference(**trainer, at_snapshot, 2);
+
+  saved.erase("w/Adam_1");
+  auto missing = (*trainer)->RestoreState(saved);
+  EXPECT_EQ(missing.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(missing.message(), HasSubstr("no value for variable 'w/Adam_1'"));
+  saved["w/Adam_1"] = testing::ToTensor(testing::Random(Shape{kD + 1, kK}), DType::kFloat);
+  EXPECT_THAT((*trainer)->RestoreState(saved).message(),
+              HasSubstr("variable 'w/Adam_1' is float"));
+}
+
 TEST_F(TrainerTest, OptimizerStateOfAnotherOptimizerIsNotReused) {
   OptimizerConfig adam{.kind = OptimizerKind::kAdam, .learning_rate = 0.02};
   auto first = Trainer::Load(dir_ + "/1", adam);
@@ -345,6 +396,7 @@ TEST(TrainerDigitsTest, LabelOutOfRangeIsAnErrorNotACrash) {
   ASSERT_TRUE(WriteExampleModels(dir).ok());
   auto trainer = Trainer::Load(dir + "/digits_mlp/1", {});
   ASSERT_TRUE(trainer.ok()) << trainer.status();
+  EXPECT_EQ((*trainer)->label_classes(), (std::map<std::string, int64_t>{{"labels", 10}}));
   Tensor pixels = testing::ToTensor(testing::Random(Shape{4, 64}, 0, 1), DType::kFloat);
   Tensor labels = testing::ToTensor(testing::Values(Shape{4}, {1, 2, 10, 3}), DType::kInt64);
   auto r = (*trainer)->Step(pixels, labels);
