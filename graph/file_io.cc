@@ -117,7 +117,10 @@ absl::Status AtomicFileWriter::Commit() {
     return Errno(errno, absl::StrCat("cannot rename ", temp_path_, " to"), path_);
   }
   committed_ = true;
-  const std::string dir = DirectoryOf(path_);
+  return SyncDirectory(DirectoryOf(path_));
+}
+
+absl::Status SyncDirectory(const std::string& dir) {
   const int dir_fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (dir_fd < 0) return Errno(errno, "cannot open directory", dir);
   const int rc = ::fsync(dir_fd);

@@ -60,6 +60,9 @@ class AtomicFileWriter {
 };
 
 // Replaces `path` with `contents` (see Note [Atomic file replacement]).
+// fsyncs directory `dir`, making renames and creations in it durable.
+absl::Status SyncDirectory(const std::string& dir);
+
 absl::Status WriteFileAtomically(const std::string& path, absl::string_view contents);
 
 }  // namespace gradserve

@@ -87,8 +87,10 @@ absl::StatusOr<std::unique_ptr<Trainer>> Trainer::Load(const std::string& dir,
   TrainGraph& train = trainer->train_;
   auto extend = [&](Graph& graph, const SavedModel& meta) -> absl::Status {
     auto it = meta.signature_def().find(kTrainSignatureKey);
-    GS_CHECK_ARG(it != meta.signature_def().end(), "the model has no '", kTrainSignatureKey,
-                 "' signature");
+    if (it == meta.signature_def().end()) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("the model has no '", kTrainSignatureKey, "' signature"));
+    }
     GS_ASSIGN_OR_RETURN(train, BuildTrainGraph(graph, it->second, optimizer));
     return absl::OkStatus();
   };

@@ -49,8 +49,9 @@ struct PendingStep {
 
 class Trainer {
  public:
-  // InvalidArgument (prefixed with the dir) when the model has no `train`
-  // signature or BuildTrainGraph rejects it; any error of LoadSavedModel.
+  // FailedPrecondition (prefixed with the dir) when the model has no `train`
+  // signature (or its loss reaches no variable); InvalidArgument when
+  // BuildTrainGraph rejects it; any error of LoadSavedModel.
   static absl::StatusOr<std::unique_ptr<Trainer>> Load(const std::string& dir,
                                                        const OptimizerConfig& optimizer,
                                                        const SessionOptions& options = {});

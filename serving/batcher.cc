@@ -206,7 +206,8 @@ void DynamicBatcher::RunBatch(std::vector<BatchTask> tasks) {
   absl::StatusOr<BatchOutput> out =
       run_(Concatenate(tasks, rows), std::vector<std::string>(wanted.begin(), wanted.end()));
   const absl::Duration compute = absl::Now() - start;
-  if (out.ok() && options_.max_batch_size > 0) {
+  const bool split = options_.max_batch_size > 0 && options_.split_outputs;
+  if (out.ok() && split) {
     for (const auto& [name, t] : out->outputs) {
       if (t.rank() < 1 || t.dim(0) != rows) {
         out = absl::InternalError(absl::StrCat("output '", name, "' has shape ",
@@ -230,8 +231,7 @@ void DynamicBatcher::RunBatch(std::vector<BatchTask> tasks) {
     for (const std::string& name : task.outputs) {
       auto it = out->outputs.find(name);
       if (it == out->outputs.end()) continue;
-      r.outputs.emplace(name, options_.max_batch_size > 0 && tasks.size() > 1
-                                  ? it->second.Slice(offset, offset + task.rows)
+      r.outputs.emplace(name, split && tasks.size() > 1 ? it->second.Slice(offset, offset + task.rows)
                                   : it->second);
     }
     offset += task.rows;

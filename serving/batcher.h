@@ -48,6 +48,9 @@ struct BatcherOptions {
   // false: requests are never combined (each runs as its own batch of its rows),
   // as Triton's default scheduler does for a model without dynamic_batching.
   bool combine_requests = true;
+  // false: the run's outputs describe the whole batch (a training step's loss)
+  // and every task gets them whole, instead of its own rows.
+  bool split_outputs = true;
 };
 
 using TensorMap = std::map<std::string, Tensor>;

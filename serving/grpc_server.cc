@@ -12,6 +12,7 @@
 #include "grpcpp/grpcpp.h"
 #include "grpcpp/health_check_service_interface.h"
 #include "proto/grpc_service.grpc.pb.h"
+#include "proto/training.grpc.pb.h"
 
 namespace gradserve::serving {
 
@@ -30,11 +31,63 @@ grpc::ServerUnaryReactor* Reply(grpc::CallbackServerContext* ctx, const absl::St
   return reactor;
 }
 
+// Finishes a unary call with `value` stored in `*out`, or its error.
+template <typename T>
+grpc::ServerUnaryReactor* Set(grpc::CallbackServerContext* ctx, absl::StatusOr<T> value,
+                              T* out) {
+  if (value.ok()) *out = *std::move(value);
+  return Reply(ctx, value.status());
+}
+
+absl::Time Deadline(const grpc::CallbackServerContext* ctx) {
+  const auto deadline = ctx->deadline();
+  return deadline == std::chrono::system_clock::time_point::max() ? absl::InfiniteFuture()
+                                                                  : absl::FromChrono(deadline);
+}
+
 }  // namespace
+
+// Calls that take seconds (loading, draining, writing checkpoints) run on a
+// thread of their own, not on gRPC's callback threads, and finish the call
+// there. Join() waits for them (before the services they call go away).
+class GrpcServer::Aside {
+ public:
+  grpc::ServerUnaryReactor* Run(grpc::CallbackServerContext* ctx,
+                                std::function<absl::Status()> call) {
+    grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+    absl::MutexLock lock(&mu_);
+    threads_.emplace_back([reactor, call = std::move(call)] {
+      reactor->Finish(ToGrpcStatus(call()));
+    });
+    return reactor;
+  }
+  // Runs `call` aside and stores its value in `*out` when it succeeds.
+  template <typename T>
+  grpc::ServerUnaryReactor* Set(grpc::CallbackServerContext* ctx,
+                                std::function<absl::StatusOr<T>()> call, T* out) {
+    return Run(ctx, [call = std::move(call), out] {
+      absl::StatusOr<T> value = call();
+      if (value.ok()) *out = *std::move(value);
+      return value.status();
+    });
+  }
+  void Join() {
+    std::vector<std::thread> threads;
+    {
+      absl::MutexLock lock(&mu_);
+      threads.swap(threads_);
+    }
+    for (std::thread& t : threads) t.join();
+  }
+
+ private:
+  absl::Mutex mu_;
+  std::vector<std::thread> threads_ ABSL_GUARDED_BY(mu_);
+};
 
 class GrpcServer::Service final : public inference::GRPCInferenceService::CallbackService {
  public:
-  explicit Service(InferenceService* s) : s_(s) {}
+  Service(InferenceService* s, Aside* aside) : s_(s), aside_(aside) {}
 
   grpc::ServerUnaryReactor* ServerLive(grpc::CallbackServerContext* ctx,
                                        const inference::ServerLiveRequest*,
@@ -85,22 +138,18 @@ class GrpcServer::Service final : public inference::GRPCInferenceService::Callba
   grpc::ServerUnaryReactor* RepositoryModelLoad(grpc::CallbackServerContext* ctx,
                                                 const inference::RepositoryModelLoadRequest* q,
                                                 inference::RepositoryModelLoadResponse*) override {
-    return RunAside(ctx, [this, name = q->model_name()] { return s_->Load(name); });
+    return aside_->Run(ctx, [this, name = q->model_name()] { return s_->Load(name); });
   }
   grpc::ServerUnaryReactor* RepositoryModelUnload(
       grpc::CallbackServerContext* ctx, const inference::RepositoryModelUnloadRequest* q,
       inference::RepositoryModelUnloadResponse*) override {
-    return RunAside(ctx, [this, name = q->model_name()] { return s_->Unload(name); });
+    return aside_->Run(ctx, [this, name = q->model_name()] { return s_->Unload(name); });
   }
   grpc::ServerUnaryReactor* ModelInfer(grpc::CallbackServerContext* ctx,
                                        const inference::ModelInferRequest* q,
                                        inference::ModelInferResponse* r) override {
     grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
-    const auto deadline = ctx->deadline();
-    const absl::Time until = deadline == std::chrono::system_clock::time_point::max()
-                                 ? absl::InfiniteFuture()
-                                 : absl::FromChrono(deadline);
-    s_->ModelInfer(*q, until,
+    s_->ModelInfer(*q, Deadline(ctx),
                    [reactor, r](absl::StatusOr<inference::ModelInferResponse> response) {
                      if (response.ok()) *r = *std::move(response);
                      reactor->Finish(ToGrpcStatus(response.status()));
@@ -108,50 +157,72 @@ class GrpcServer::Service final : public inference::GRPCInferenceService::Callba
     return reactor;
   }
 
-  // Waits for the repository calls still running (before the manager goes).
-  void JoinAside() {
-    std::vector<std::thread> threads;
-    {
-      absl::MutexLock lock(&mu_);
-      threads.swap(aside_);
-    }
-    for (std::thread& t : threads) t.join();
+ private:
+  InferenceService* s_;
+  Aside* aside_;
+};
+
+// gradserve.v1.TrainingService over the TrainingService. Train returns its
+// thread to gRPC while the examples wait for their step.
+class GrpcServer::Training final : public v1::TrainingService::CallbackService {
+ public:
+  Training(TrainingService* t, Aside* aside) : t_(t), aside_(aside) {}
+
+  grpc::ServerUnaryReactor* ModelTrain(grpc::CallbackServerContext* ctx,
+                                       const v1::ModelTrainRequest* q,
+                                       v1::ModelTrainResponse* r) override {
+    grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+    t_->ModelTrain(*q, Deadline(ctx),
+                   [reactor, r](absl::StatusOr<v1::ModelTrainResponse> response) {
+                     if (response.ok()) *r = *std::move(response);
+                     reactor->Finish(ToGrpcStatus(response.status()));
+                   });
+    return reactor;
+  }
+  grpc::ServerUnaryReactor* ModelCheckpoint(grpc::CallbackServerContext* ctx,
+                                            const v1::ModelCheckpointRequest* q,
+                                            v1::ModelCheckpointResponse* r) override {
+    return aside_->Set<v1::ModelCheckpointResponse>(
+        ctx, [this, q] { return t_->ModelCheckpoint(*q); }, r);
+  }
+  grpc::ServerUnaryReactor* ModelExport(grpc::CallbackServerContext* ctx,
+                                        const v1::ModelExportRequest* q,
+                                        v1::ModelExportResponse* r) override {
+    return aside_->Set<v1::ModelExportResponse>(ctx, [this, q] { return t_->ModelExport(*q); },
+                                                r);
+  }
+  grpc::ServerUnaryReactor* ModelRollback(grpc::CallbackServerContext* ctx,
+                                          const v1::ModelRollbackRequest* q,
+                                          v1::ModelRollbackResponse* r) override {
+    return aside_->Set<v1::ModelRollbackResponse>(
+        ctx, [this, q] { return t_->ModelRollback(*q); }, r);
+  }
+  grpc::ServerUnaryReactor* TrainingStatus(grpc::CallbackServerContext* ctx,
+                                           const v1::TrainingStatusRequest* q,
+                                           v1::TrainingStatusResponse* r) override {
+    return Set(ctx, t_->TrainingStatus(*q), r);
   }
 
  private:
-  template <typename T>
-  grpc::ServerUnaryReactor* Set(grpc::CallbackServerContext* ctx, absl::StatusOr<T> value,
-                                T* out) {
-    if (value.ok()) *out = *std::move(value);
-    return Reply(ctx, value.status());
-  }
-
-  // Repository calls take seconds (loading, draining): they run on a thread
-  // of their own, not on gRPC's callback threads, and finish the call there.
-  grpc::ServerUnaryReactor* RunAside(grpc::CallbackServerContext* ctx,
-                                     std::function<absl::Status()> call) {
-    grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
-    absl::MutexLock lock(&mu_);
-    aside_.emplace_back([reactor, call = std::move(call)] {
-      reactor->Finish(ToGrpcStatus(call()));
-    });
-    return reactor;
-  }
-
-  InferenceService* s_;
-  absl::Mutex mu_;
-  std::vector<std::thread> aside_ ABSL_GUARDED_BY(mu_);
+  TrainingService* t_;
+  Aside* aside_;
 };
 
 absl::StatusOr<std::unique_ptr<GrpcServer>> GrpcServer::Start(const std::string& address,
-                                                              InferenceService* service) {
+                                                              InferenceService* service,
+                                                              TrainingService* training) {
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   std::unique_ptr<GrpcServer> s(new GrpcServer());
-  s->service_ = std::make_unique<Service>(service);
+  s->aside_ = std::make_unique<Aside>();
+  s->service_ = std::make_unique<Service>(service, s->aside_.get());
   grpc::ServerBuilder builder;
   builder.AddListeningPort(address, grpc::InsecureServerCredentials(), &s->port_);
   builder.RegisterService(s->service_.get());
+  if (training != nullptr) {
+    s->training_ = std::make_unique<Training>(training, s->aside_.get());
+    builder.RegisterService(s->training_.get());
+  }
   // Tensors travel in one message: allow large ones (the request limit is the
   // model's, not the transport's).
   builder.SetMaxReceiveMessageSize(1 << 30);
@@ -178,7 +249,7 @@ void GrpcServer::Shutdown(absl::Time deadline) {
   if (!server_) return;
   server_->Shutdown(absl::ToChronoTime(deadline));
   server_->Wait();
-  service_->JoinAside();
+  aside_->Join();
   server_.reset();
 }
 

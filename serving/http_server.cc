@@ -144,6 +144,11 @@ struct Route {
     kRepositoryIndex,
     kLoad,
     kUnload,
+    kTrain,
+    kTrainingStatus,
+    kCheckpoint,
+    kExport,
+    kRollback,
   };
   Kind kind = kNone;
   http::verb method = http::verb::get;
@@ -174,6 +179,12 @@ Route Match(const std::vector<std::string>& s) {
       if (s[i] == "config") r.kind = Route::kModelConfig;
       if (s[i] == "stats") r.kind = Route::kModelStats;
       if (s[i] == "infer") r.kind = Route::kInfer;
+      if (s[i] == "train") r.kind = Route::kTrain;
+      if (s[i] == "training") r.kind = Route::kTrainingStatus;
+    } else if (i + 2 == s.size() && s[i] == "training") {
+      if (s[i + 1] == "checkpoint") r.kind = Route::kCheckpoint;
+      if (s[i + 1] == "export") r.kind = Route::kExport;
+      if (s[i + 1] == "rollback") r.kind = Route::kRollback;
     }
   } else if (s[1] == "repository") {
     if (s.size() == 3 && s[2] == "index") r.kind = Route::kRepositoryIndex;
@@ -183,7 +194,8 @@ Route Match(const std::vector<std::string>& s) {
     }
   }
   if (r.kind == Route::kInfer || r.kind == Route::kRepositoryIndex || r.kind == Route::kLoad ||
-      r.kind == Route::kUnload) {
+      r.kind == Route::kUnload || r.kind == Route::kTrain || r.kind == Route::kCheckpoint ||
+      r.kind == Route::kExport || r.kind == Route::kRollback) {
     r.method = http::verb::post;
   }
   return r;
@@ -229,8 +241,11 @@ class Session;
 
 class HttpServer::Impl {
  public:
-  Impl(InferenceService* service, const HttpServerOptions& options)
-      : service_(service), options_(options), acceptor_(net::make_strand(ioc_)) {}
+  Impl(InferenceService* service, TrainingService* training, const HttpServerOptions& options)
+      : service_(service),
+        training_(training),
+        options_(options),
+        acceptor_(net::make_strand(ioc_)) {}
   ~Impl() { Shutdown(absl::Now()); }
 
   absl::Status Listen(const std::string& address, int port);
@@ -259,6 +274,12 @@ class HttpServer::Impl {
   void RepositoryIndex(const Request& request, Respond respond);
   void LoadOrUnload(const Request& request, const Route& route, Respond respond);
   void ModelReady(const Route& route, Respond respond);
+  void Train(Request& request, const Route& route, Respond respond);
+  // Checkpoint, export or rollback, whose bodies are optional JSON objects.
+  void TrainingControl(const Request& request, const Route& route, Respond respond);
+  // Runs `call` (seconds long: loading, draining, checkpointing) on a thread
+  // of its own, off the io threads, and answers with its reply.
+  void RunAside(Respond respond, std::function<Reply()> call);
 
   // Service callbacks still due (pending_) keep the io_context alive.
   void CallbackDue() ABSL_LOCKS_EXCLUDED(mu_) {
@@ -271,6 +292,7 @@ class HttpServer::Impl {
   }
 
   InferenceService* const service_;
+  TrainingService* const training_;  // null: no training endpoints
   const HttpServerOptions options_;
   net::io_context ioc_;  // declared before what uses it, so destroyed last
   tcp::acceptor acceptor_;
@@ -282,7 +304,7 @@ class HttpServer::Impl {
   absl::Mutex mu_;
   int in_flight_ ABSL_GUARDED_BY(mu_) = 0;
   int pending_ ABSL_GUARDED_BY(mu_) = 0;
-  std::vector<std::thread> aside_ ABSL_GUARDED_BY(mu_);  // repository load/unload
+  std::vector<std::thread> aside_ ABSL_GUARDED_BY(mu_);  // RunAside's
 };
 
 // One connection: reads a request, has the server answer it, writes the
@@ -522,9 +544,117 @@ void HttpServer::Impl::Handle(Request& request, Respond respond) {
     case Route::kLoad:
     case Route::kUnload:
       return LoadOrUnload(request, route, std::move(respond));
+    case Route::kTrain:
+    case Route::kTrainingStatus:
+    case Route::kCheckpoint:
+    case Route::kExport:
+    case Route::kRollback:
+      if (training_ == nullptr) {
+        return respond(ErrorReply(http::status::not_found, "this server does not train"));
+      }
+      if (route.kind == Route::kTrain) return Train(request, route, std::move(respond));
+      if (route.kind == Route::kTrainingStatus) {
+        v1::TrainingStatusRequest q;
+        q.set_model_name(route.model);
+        q.set_model_version(route.version);
+        return respond(ProtoReply(training_->TrainingStatus(q)));
+      }
+      return TrainingControl(request, route, std::move(respond));
     case Route::kNone:
       break;
   }
+}
+
+void HttpServer::Impl::Train(Request& request, const Route& route, Respond respond) {
+  std::optional<size_t> header_length;
+  if (auto it = request.find("Inference-Header-Content-Length"); it != request.end()) {
+    size_t n = 0;
+    if (!absl::SimpleAtoi(SV(it->value()), &n)) {
+      return respond(ErrorReply(http::status::bad_request,
+                                "Inference-Header-Content-Length must be a byte count"));
+    }
+    header_length = n;
+  }
+  // The body has the infer request's shape: features and labels are inputs.
+  absl::StatusOr<RestInferRequest> decoded = DecodeRestInferRequest(
+      request.body(), header_length, route.model, route.version, absl::Now());
+  std::string().swap(request.body());
+  if (!decoded.ok()) return respond(StatusReply(decoded.status()));
+  auto q = std::make_shared<v1::ModelTrainRequest>();
+  q->set_model_name(route.model);
+  q->set_model_version(route.version);
+  q->set_id(decoded->request.id());
+  *q->mutable_inputs() = std::move(*decoded->request.mutable_inputs());
+  *q->mutable_raw_input_contents() = std::move(*decoded->request.mutable_raw_input_contents());
+  CallbackDue();
+  training_->ModelTrain(*q, decoded->deadline,
+                        [this, q, respond](absl::StatusOr<v1::ModelTrainResponse> result) {
+                          respond(ProtoReply(std::move(result)));
+                          CallbackDone();
+                        });
+}
+
+void HttpServer::Impl::TrainingControl(const Request& request, const Route& route,
+                                       Respond respond) {
+  nlohmann::json body = nlohmann::json::object();
+  if (!request.body().empty()) {
+    absl::StatusOr<nlohmann::json> parsed = ParseJson(request.body(), "the training request");
+    if (!parsed.ok()) return respond(StatusReply(parsed.status()));
+    if (!parsed->is_object()) {
+      return respond(
+          ErrorReply(http::status::bad_request, "the training request must be a JSON object"));
+    }
+    body = *std::move(parsed);
+  }
+  int64_t export_version = 0;
+  std::string checkpoint;
+  if (auto it = body.find("export_version"); it != body.end()) {
+    if (route.kind != Route::kExport || !it->is_number_integer()) {
+      return respond(ErrorReply(http::status::bad_request,
+                                "'export_version' is an integer, for .../training/export only"));
+    }
+    export_version = it->get<int64_t>();
+  }
+  if (auto it = body.find("checkpoint"); it != body.end()) {
+    if (route.kind != Route::kRollback || !it->is_string()) {
+      return respond(ErrorReply(http::status::bad_request,
+                                "'checkpoint' is a string, for .../training/rollback only"));
+    }
+    checkpoint = it->get<std::string>();
+  }
+  RunAside(std::move(respond), [this, route, export_version, checkpoint]() -> Reply {
+    switch (route.kind) {
+      case Route::kCheckpoint: {
+        v1::ModelCheckpointRequest q;
+        q.set_model_name(route.model);
+        q.set_model_version(route.version);
+        return ProtoReply(training_->ModelCheckpoint(q));
+      }
+      case Route::kExport: {
+        v1::ModelExportRequest q;
+        q.set_model_name(route.model);
+        q.set_model_version(route.version);
+        q.set_export_version(export_version);
+        return ProtoReply(training_->ModelExport(q));
+      }
+      default: {
+        v1::ModelRollbackRequest q;
+        q.set_model_name(route.model);
+        q.set_model_version(route.version);
+        q.set_checkpoint(checkpoint);
+        return ProtoReply(training_->ModelRollback(q));
+      }
+    }
+  });
+}
+
+void HttpServer::Impl::RunAside(Respond respond, std::function<Reply()> call) {
+  CallbackDue();
+  absl::MutexLock lock(&mu_);
+  aside_.emplace_back([this, respond = std::move(respond), call = std::move(call)] {
+    respond(call());
+    CallbackDone();
+  });
 }
 
 void HttpServer::Impl::ModelReady(const Route& route, Respond respond) {
@@ -622,14 +752,10 @@ void HttpServer::Impl::LoadOrUnload(const Request& request, const Route& route, 
       }
     }
   }
-  // Loading takes seconds: off the io threads.
-  CallbackDue();
-  absl::MutexLock lock(&mu_);
-  aside_.emplace_back([this, route, respond] {
+  RunAside(std::move(respond), [this, route] {
     const absl::Status status =
         route.kind == Route::kLoad ? service_->Load(route.model) : service_->Unload(route.model);
-    respond(status.ok() ? Reply{} : StatusReply(status));
-    CallbackDone();
+    return status.ok() ? Reply{} : StatusReply(status);
   });
 }
 
@@ -638,8 +764,9 @@ HttpServer::~HttpServer() = default;
 
 absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(const std::string& address, int port,
                                                               InferenceService* service,
+                                                              TrainingService* training,
                                                               const HttpServerOptions& options) {
-  auto impl = std::make_unique<Impl>(service, options);
+  auto impl = std::make_unique<Impl>(service, training, options);
   absl::Status listening = impl->Listen(address, port);
   if (!listening.ok()) return listening;
   impl->Run();

@@ -10,6 +10,12 @@
 //   GET  /v2/models/M[/versions/V]/config        the ModelConfig (Triton)
 //   GET  /v2/models[/M[/versions/V]]/stats       {"model_stats": [...]} (Triton)
 //   POST /v2/models/M[/versions/V]/infer         inference (rest_codec.h)
+//   POST /v2/models/M[/versions/V]/train         a training step's examples, in the infer
+//                                                request's shape -> ModelTrainResponse JSON
+//   GET  /v2/models/M[/versions/V]/training      TrainingStatusResponse JSON
+//   POST /v2/models/M[/versions/V]/training/checkpoint | export | rollback
+//                                                optional body {"export_version": N} or
+//                                                {"checkpoint": "NAME"} (proto/training.proto)
 //   POST /v2/repository/index                    [{"name","version","state","reason"}]
 //   POST /v2/repository/models/M/load | unload   200 with an empty body
 //
@@ -46,6 +52,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "serving/inference_service.h"
+#include "serving/training_service.h"
 
 namespace gradserve::serving {
 
@@ -61,6 +68,7 @@ class HttpServer {
   // Unavailable when the address cannot be resolved or bound.
   static absl::StatusOr<std::unique_ptr<HttpServer>> Start(const std::string& address, int port,
                                                            InferenceService* service,
+                                                           TrainingService* training = nullptr,
                                                            const HttpServerOptions& options = {});
   ~HttpServer();  // Shutdown(now) when not shut down yet
 

@@ -42,7 +42,7 @@ inference::ServerMetadataResponse InferenceService::ServerMetadata() const {
   r.set_name(kServerName);
   r.set_version(kServerVersion);
   for (const char* e : {"model_repository", "model_configuration", "statistics",
-                        "binary_tensor_data", "parameters"}) {
+                        "binary_tensor_data", "parameters", "training"}) {
     r.add_extensions(e);
   }
   return r;
@@ -132,26 +132,7 @@ absl::StatusOr<InferRequest> InferenceService::DecodeInferRequest(
   r.model_name = req.model_name();
   r.model_version = req.model_version();
   r.id = req.id();
-  const bool raw = req.raw_input_contents_size() > 0;
-  GS_CHECK_ARG(!raw || req.raw_input_contents_size() == req.inputs_size(), "the request has ",
-               req.inputs_size(), " inputs but ", req.raw_input_contents_size(),
-               " raw_input_contents; give one per input, in the same order");
-  for (int i = 0; i < req.inputs_size(); ++i) {
-    const auto& in = req.inputs(i);
-    absl::StatusOr<DType> dtype_or = DTypeFromDatatype(in.datatype());
-    if (!dtype_or.ok()) return Annotate(dtype_or.status(), absl::StrCat("input '", in.name(), "'"));
-    const DType dtype = *dtype_or;
-    GS_ASSIGN_OR_RETURN(Shape shape, WireShape(in.shape(), in.name()));
-    Tensor t;
-    if (raw) {
-      GS_CHECK_ARG(!in.has_contents(), "input '", in.name(),
-                   "' has typed contents but the request uses raw_input_contents; use one form");
-      GS_ASSIGN_OR_RETURN(t, TensorFromRaw(req.raw_input_contents(i), dtype, shape, in.name()));
-    } else {
-      GS_ASSIGN_OR_RETURN(t, TensorFromContents(in.contents(), dtype, shape, in.name()));
-    }
-    r.inputs.emplace_back(in.name(), std::move(t));
-  }
+  GS_ASSIGN_OR_RETURN(r.inputs, DecodeInputTensors(req.inputs(), req.raw_input_contents()));
   for (const auto& out : req.outputs()) {
     GS_CHECK_ARG(!out.name().empty(), "a requested output has no name");
     r.requested_outputs.push_back(out.name());

@@ -39,6 +39,7 @@ struct Flags {
   int intra_op_threads = 0;
   int inter_op_threads = 0;
   std::string address = "0.0.0.0";
+  std::string checkpoint_dir;
 };
 
 void Log(absl::string_view message) {
@@ -75,6 +76,8 @@ int Serve(const Flags& flags) {
       Log(absl::StrCat("model '", model, "' version ", version, " is ", VersionStateName(state)));
     }
   };
+  options.training.checkpoint_root = flags.checkpoint_dir;
+  options.training.observer.log = [](const std::string& line) { Log(line); };
   // [metrics] The registry outlives the manager and the service that feed it.
   absl::StatusOr<std::unique_ptr<Metrics>> metrics = Metrics::Create();
   if (!metrics.ok()) {
@@ -89,8 +92,9 @@ int Serve(const Flags& flags) {
     return 1;
   }
   InferenceService service(manager->get(), (*metrics)->RejectHook());  // [metrics] hook
+  TrainingService training(manager->get(), (*metrics)->TrainRejectHook());
   absl::StatusOr<std::unique_ptr<GrpcServer>> grpc =
-      GrpcServer::Start(absl::StrCat(flags.address, ":", flags.grpc_port), &service);
+      GrpcServer::Start(absl::StrCat(flags.address, ":", flags.grpc_port), &service, &training);
   if (!grpc.ok()) {
     Log(grpc.status().message());
     return 1;
@@ -99,7 +103,7 @@ int Serve(const Flags& flags) {
                    flags.model_repository));
   // [rest] The REST API (/v2/...) over the same service; --http-port=0 picks a free port.
   absl::StatusOr<std::unique_ptr<HttpServer>> http =
-      HttpServer::Start(flags.address, flags.http_port, &service);
+      HttpServer::Start(flags.address, flags.http_port, &service, &training);
   if (!http.ok()) {
     Log(http.status().message());
     return 1;
@@ -130,6 +134,7 @@ int Serve(const Flags& flags) {
   sigwait(&signals, &signal);
   Log(absl::StrCat("received ", signal == SIGTERM ? "SIGTERM" : "SIGINT",
                    "; finishing in-flight requests"));
+  training.BeginShutdown();
   service.BeginShutdown();
   ready_reporter.join();
   (*grpc)->SetServing(false);
@@ -170,6 +175,9 @@ int main(int argc, char** argv) {
        "on SIGTERM/SIGINT, seconds to wait for in-flight requests")
       ("log-verbose", po::value(&f.log_verbose)->default_value(f.log_verbose),
        "0: load results and lifecycle; 1: also every version state change")
+      ("checkpoint-dir", po::value(&f.checkpoint_dir)->value_name("DIR"),
+       "where trainable models keep their checkpoints: DIR/<model>/<version>/ (default: "
+       "<model-repository>/<model>/<version>/checkpoints)")
       ("intra-op-threads", po::value(&f.intra_op_threads)->default_value(0),
        "threads one op may use (0 = all cores)")
       ("inter-op-threads", po::value(&f.inter_op_threads)->default_value(0),

@@ -127,8 +127,21 @@ Metrics::Metrics(const MetricsOptions& options)
   compute_duration_ = histogram(kComputeDuration);
   batch_size_ = histogram(kBatchSize);
   load_duration_ = histogram(kModelLoadDuration);
-  ready_ =
-      &prometheus::BuildGauge().Name(kModelReady.name).Help(kModelReady.help).Register(*registry_);
+  auto counter = [this](const MetricDef& def) {
+    return &prometheus::BuildCounter().Name(def.name).Help(def.help).Register(*registry_);
+  };
+  auto gauge = [this](const MetricDef& def) {
+    return &prometheus::BuildGauge().Name(def.name).Help(def.help).Register(*registry_);
+  };
+  ready_ = gauge(kModelReady);
+  train_requests_ = counter(kTrainRequests);
+  train_steps_ = counter(kTrainSteps);
+  train_examples_ = counter(kTrainExamples);
+  train_skipped_ = counter(kTrainSkippedExamples);
+  train_nonfinite_ = counter(kTrainNonfiniteSteps);
+  train_loss_ = gauge(kTrainLoss);
+  train_step_duration_ = histogram(kTrainStepDuration);
+  checkpoint_time_ = gauge(kCheckpointLastSuccess);
   prometheus::BuildGauge()
       .Name(kBuildInfo.name)
       .Help(kBuildInfo.help)
@@ -150,6 +163,36 @@ void Metrics::InstallHooks(ModelManagerOptions* options) {
     RecordBatch(model, version, rows);
     if (next) next(model, version, rows);
   };
+  TrainObserver& train = options->training.observer;
+  auto labels = [](const std::string& model, int64_t version) -> prometheus::Labels {
+    return {{"model", model}, {"version", std::to_string(version)}};
+  };
+  train.on_request = [this, next = std::move(train.on_request)](
+                         const std::string& model, int64_t version, const std::string& outcome) {
+    RecordTrainRequest(model, std::to_string(version), outcome);
+    if (next) next(model, version, outcome);
+  };
+  train.on_step = [this, next = std::move(train.on_step)](
+                      const std::string& model, int64_t version, int64_t examples, double loss,
+                      absl::Duration duration, int64_t generation) {
+    RecordStep(model, version, examples, loss, duration);
+    if (next) next(model, version, examples, loss, duration, generation);
+  };
+  train.on_nonfinite_step = [this, labels, next = std::move(train.on_nonfinite_step)](
+                                const std::string& model, int64_t version) {
+    train_nonfinite_->Add(labels(model, version)).Increment();
+    if (next) next(model, version);
+  };
+  train.on_skipped_examples = [this, labels, next = std::move(train.on_skipped_examples)](
+                                  const std::string& model, int64_t version, int64_t n) {
+    train_skipped_->Add(labels(model, version)).Increment(static_cast<double>(n));
+    if (next) next(model, version, n);
+  };
+  train.on_checkpoint = [this, labels, next = std::move(train.on_checkpoint)](
+                            const std::string& model, int64_t version, const CheckpointEntry& e) {
+    checkpoint_time_->Add(labels(model, version)).Set(absl::ToDoubleSeconds(e.time - absl::UnixEpoch()));
+    if (next) next(model, version, e);
+  };
   options->on_load = [this, next = std::move(options->on_load)](
                          const std::string& model, int64_t version, double seconds, bool ok) {
     RecordLoad(model, version, seconds, ok);
@@ -168,6 +211,31 @@ InferenceService::RejectObserver Metrics::RejectHook() {
   };
 }
 
+TrainingService::RejectObserver Metrics::TrainRejectHook() {
+  return [this](const std::string& model, const std::string& version, const absl::Status& status) {
+    std::string m = model, v = version;
+    {
+      absl::MutexLock lock(&mu_);
+      if (!known_.contains({m, v})) m = v = "";
+    }
+    RecordTrainRequest(m, v, absl::AsciiStrToLower(absl::StatusCodeToString(status.code())));
+  };
+}
+
+void Metrics::RecordTrainRequest(const std::string& model, const std::string& version,
+                                 const std::string& outcome) {
+  train_requests_->Add({{"model", model}, {"version", version}, {"outcome", outcome}}).Increment();
+}
+
+void Metrics::RecordStep(const std::string& model, int64_t version, int64_t examples,
+                         double loss, absl::Duration duration) {
+  const prometheus::Labels labels = {{"model", model}, {"version", std::to_string(version)}};
+  train_steps_->Add(labels).Increment();
+  train_examples_->Add(labels).Increment(static_cast<double>(examples));
+  train_loss_->Add(labels).Set(loss);
+  For(model, version).train_step->Observe(absl::ToDoubleSeconds(duration));
+}
+
 Metrics::VersionMetrics Metrics::For(const std::string& model, int64_t version) {
   absl::MutexLock lock(&mu_);
   VersionMetrics& m = versions_[{model, version}];
@@ -177,6 +245,7 @@ Metrics::VersionMetrics Metrics::For(const std::string& model, int64_t version) 
     m.queue = &queue_duration_->Add(labels, options_.latency_buckets_seconds);
     m.compute = &compute_duration_->Add(labels, options_.latency_buckets_seconds);
     m.batch = &batch_size_->Add(labels, batch_buckets_);
+    m.train_step = &train_step_duration_->Add(labels, options_.latency_buckets_seconds);
   }
   return m;
 }
@@ -285,21 +354,31 @@ QueueSource QueueSourceFor(const ModelManager* manager) {
     std::vector<QueueDepth> out;
     for (const ModelIndexEntry& e : manager->Index(/*ready_only=*/true)) {
       absl::StatusOr<std::shared_ptr<Servable>> s = manager->Get(e.name, std::to_string(e.version));
-      if (s.ok()) out.push_back({e.name, e.version, (*s)->queued()});
+      if (!s.ok()) continue;
+      const OnlineTrainer* trainer = (*s)->online_trainer();
+      out.push_back({e.name, e.version, (*s)->queued(), (*s)->generation(),
+                     trainer != nullptr ? trainer->queued() : -1});
     }
     return out;
   };
 }
 
 std::vector<MetricFamily> QueueCollector::Collect() const {
-  MetricFamily family{kPendingRequests.name, kPendingRequests.help, MetricType::Gauge, {}};
-  for (const QueueDepth& q : source_()) {
+  MetricFamily pending{kPendingRequests.name, kPendingRequests.help, MetricType::Gauge, {}};
+  MetricFamily generation{kWeightsGeneration.name, kWeightsGeneration.help, MetricType::Gauge, {}};
+  MetricFamily train{kTrainQueueDepth.name, kTrainQueueDepth.help, MetricType::Gauge, {}};
+  auto add = [](MetricFamily& family, const QueueDepth& q, int64_t value) {
     ClientMetric m;
     m.label = {{"model", q.model}, {"version", std::to_string(q.version)}};
-    m.gauge.value = static_cast<double>(q.pending);
+    m.gauge.value = static_cast<double>(value);
     family.metric.push_back(std::move(m));
+  };
+  for (const QueueDepth& q : source_()) {
+    add(pending, q, q.pending);
+    add(generation, q, q.generation);
+    if (q.train_pending >= 0) add(train, q, q.train_pending);
   }
-  return {std::move(family)};
+  return {std::move(pending), std::move(generation), std::move(train)};
 }
 
 // -- MetricsExposer -----------------------------------------------------------

@@ -38,6 +38,7 @@
 #include "prometheus/registry.h"
 #include "serving/inference_service.h"
 #include "serving/model_manager.h"
+#include "serving/training_service.h"
 
 namespace prometheus {
 class Exposer;
@@ -85,6 +86,36 @@ inline constexpr MetricDef kModelLoadDuration{
 inline constexpr MetricDef kModelReady{
     "gradserve_model_ready",
     "1 while the model version is READY (serving), 0 otherwise (boolean)."};
+// Training (labels {model, version}; requests also {outcome}).
+inline constexpr MetricDef kTrainRequests{
+    "gradserve_train_requests_total",
+    "Train requests (count), by model, version and outcome: success or the status code of the "
+    "rejection in lower case (failed_precondition, invalid_argument, resource_exhausted, ...)."};
+inline constexpr MetricDef kTrainSteps{"gradserve_train_steps_total",
+                                       "Training steps applied to the served weights (count)."};
+inline constexpr MetricDef kTrainExamples{"gradserve_train_examples_total",
+                                          "Examples in applied training steps (count)."};
+inline constexpr MetricDef kTrainSkippedExamples{
+    "gradserve_train_skipped_examples_total",
+    "Training examples dropped for NaN or Inf values under training.nonfinite: SKIP (count)."};
+inline constexpr MetricDef kTrainNonfiniteSteps{
+    "gradserve_train_nonfinite_steps_total",
+    "Training steps not applied because their loss or gradient norm was NaN or Inf (count)."};
+inline constexpr MetricDef kTrainLoss{"gradserve_train_loss",
+                                      "Mean loss of the last applied training step."};
+inline constexpr MetricDef kTrainStepDuration{
+    "gradserve_train_step_duration_seconds",
+    "Time of one applied training step (forward, backward, update), in seconds."};
+inline constexpr MetricDef kCheckpointLastSuccess{
+    "gradserve_checkpoint_last_success_timestamp_seconds",
+    "When the last training checkpoint was written, in seconds since the Unix epoch."};
+// Sampled at scrape time (QueueCollector).
+inline constexpr MetricDef kWeightsGeneration{
+    "gradserve_weights_generation",
+    "The served weights' generation (count): bumped by each applied training step or rollback."};
+inline constexpr MetricDef kTrainQueueDepth{
+    "gradserve_train_queue_depth",
+    "Train requests waiting for a step (count), sampled at scrape time; trainable versions only."};
 inline constexpr MetricDef kBuildInfo{"gradserve_build_info",
                                       "Always 1; the version label is the server's version."};
 inline constexpr MetricDef kProcessCpu{"process_cpu_seconds_total",
@@ -121,6 +152,8 @@ class Metrics {
   void InstallHooks(ModelManagerOptions* options);
   // The hook for InferenceService (requests that never reached a version).
   InferenceService::RejectObserver RejectHook();
+  // The same for TrainingService (Train requests that reached no trainer).
+  TrainingService::RejectObserver TrainRejectHook();
 
   // The hooks themselves (InstallHooks and RejectHook call these).
   void RecordRequest(const std::string& model, int64_t version, const std::string& outcome,
@@ -134,6 +167,11 @@ class Metrics {
   // ""), so clients cannot grow the label sets with made-up names.
   void RecordRejected(const std::string& model, const std::string& version,
                       const absl::Status& status) ABSL_LOCKS_EXCLUDED(mu_);
+
+  void RecordTrainRequest(const std::string& model, const std::string& version,
+                          const std::string& outcome);
+  void RecordStep(const std::string& model, int64_t version, int64_t examples, double loss,
+                  absl::Duration duration);
 
   // What a scrape exposes (the registry, then the process metrics), and the
   // same in the Prometheus text format.
@@ -155,6 +193,14 @@ class Metrics {
   prometheus::Family<prometheus::Histogram>* batch_size_;
   prometheus::Family<prometheus::Histogram>* load_duration_;
   prometheus::Family<prometheus::Gauge>* ready_;
+  prometheus::Family<prometheus::Counter>* train_requests_;
+  prometheus::Family<prometheus::Counter>* train_steps_;
+  prometheus::Family<prometheus::Counter>* train_examples_;
+  prometheus::Family<prometheus::Counter>* train_skipped_;
+  prometheus::Family<prometheus::Counter>* train_nonfinite_;
+  prometheus::Family<prometheus::Gauge>* train_loss_;
+  prometheus::Family<prometheus::Histogram>* train_step_duration_;
+  prometheus::Family<prometheus::Gauge>* checkpoint_time_;
 
   // One version's histograms (owned by their families, which never remove them).
   struct VersionMetrics {
@@ -162,6 +208,7 @@ class Metrics {
     prometheus::Histogram* queue = nullptr;
     prometheus::Histogram* compute = nullptr;
     prometheus::Histogram* batch = nullptr;
+    prometheus::Histogram* train_step = nullptr;
   };
   VersionMetrics For(const std::string& model, int64_t version) ABSL_LOCKS_EXCLUDED(mu_);
 
@@ -179,17 +226,20 @@ class ProcessCollector : public prometheus::Collectable {
   std::vector<prometheus::MetricFamily> Collect() const override;
 };
 
-// The queue depth of each serving model version.
+// The queue depths and weights generation of each serving model version.
 struct QueueDepth {
   std::string model;
   int64_t version = 0;
   int64_t pending = 0;
+  int64_t generation = 0;
+  int64_t train_pending = -1;  // -1: the version does not train
 };
 using QueueSource = std::function<std::vector<QueueDepth>()>;
 // The READY versions of `manager` and their queued requests.
 QueueSource QueueSourceFor(const ModelManager* manager);
 
-// gradserve_inference_pending_requests{model,version} from `source`.
+// gradserve_inference_pending_requests, gradserve_weights_generation and
+// gradserve_train_queue_depth {model,version} from `source`.
 class QueueCollector : public prometheus::Collectable {
  public:
   explicit QueueCollector(QueueSource source) : source_(std::move(source)) {}

@@ -209,7 +209,8 @@ absl::Status ModelManager::Sync(const std::string& model, bool retry_failed) {
     }
     const auto start = std::chrono::steady_clock::now();
     absl::StatusOr<std::shared_ptr<Servable>> servable =
-        Servable::Load(dir, version, *config, options_.session, options_.observer);
+        Servable::Load(dir, version, *config, options_.session, options_.observer,
+                       options_.training);
     absl::Status status = servable.status();
     if (status.ok()) status = (*servable)->WarmUp();
     const double seconds =

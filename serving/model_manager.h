@@ -56,6 +56,7 @@ struct ModelManagerOptions {
   std::vector<std::string> startup_models;  // EXPLICIT: --load-model
   SessionOptions session;
   InferObserver observer;
+  TrainingOptions training;  // checkpoint location and trainer hooks
   // After each version load: the model, version, seconds taken, and whether it
   // became READY.
   std::function<void(const std::string&, int64_t, double, bool)> on_load;

@@ -57,20 +57,56 @@ absl::StatusOr<std::shared_ptr<Servable>> Servable::Load(const std::string& mode
                                                          int64_t version,
                                                          inference::ModelConfig config,
                                                          const SessionOptions& session_options,
-                                                         InferObserver observer) {
+                                                         InferObserver observer,
+                                                         TrainingOptions training) {
   const std::string dir = absl::StrCat(model_dir, "/", version);
   std::shared_ptr<Servable> s(new Servable());
   s->version_ = version;
   s->model_dir_ = model_dir;
   s->observer_ = std::move(observer);
-  GS_ASSIGN_OR_RETURN(s->bundle_, LoadSavedModel(dir, session_options));
-  s->signature_ = s->bundle_.FindSignature(kServingSignatureKey);
+  const std::string model = config.name();
+  std::unique_ptr<Trainer> trainer;
+  if (config.training().enabled()) {
+    GS_RETURN_IF_ERROR(Annotate(
+        CompleteTrainingConfig(config.max_batch_size(), config.mutable_training()),
+        absl::StrCat(model_dir, "/config.pbtxt")));
+    absl::StatusOr<std::unique_ptr<Trainer>> loaded =
+        Trainer::Load(dir, OptimizerConfigFor(config.training()), session_options);
+    if (loaded.ok()) {
+      trainer = std::move(*loaded);
+      s->active_ = &trainer->bundle();
+    } else if (loaded.status().code() == absl::StatusCode::kFailedPrecondition) {
+      s->no_training_ = absl::StrCat("model '", model, "' version ", version,
+                                     " cannot train: ", loaded.status().message());
+    } else {
+      return loaded.status();
+    }
+  } else {
+    s->no_training_ = absl::StrCat("training is not enabled for model '", model,
+                                   "'; enable it in its config.pbtxt: training { enabled: true }");
+  }
+  if (trainer == nullptr) {
+    GS_ASSIGN_OR_RETURN(s->bundle_, LoadSavedModel(dir, session_options));
+  }
+  s->signature_ = s->active_->FindSignature(kServingSignatureKey);
   if (s->signature_ == nullptr) {
     return absl::InvalidArgumentError(
         absl::StrCat(dir, ": the saved model has no '", kServingSignatureKey, "' signature"));
   }
   GS_RETURN_IF_ERROR(Annotate(CompleteModelConfig(*s->signature_, &config), dir));
   s->config_ = std::move(config);
+  if (trainer != nullptr) {
+    OnlineTrainerOptions o;
+    o.model = model;
+    o.version = version;
+    o.config = s->config_.training();
+    o.checkpoint_dir = training.checkpoint_root.empty()
+                           ? absl::StrCat(dir, "/checkpoints")
+                           : absl::StrCat(training.checkpoint_root, "/", model, "/", version);
+    o.observer = std::move(training.observer);
+    GS_ASSIGN_OR_RETURN(s->online_,
+                        OnlineTrainer::Create(std::move(trainer), &s->weights_, std::move(o)));
+  }
   Servable* raw = s.get();
   GS_ASSIGN_OR_RETURN(s->batcher_,
                       DynamicBatcher::Create(BatcherOptionsFor(s->config_),
@@ -85,17 +121,33 @@ Servable::~Servable() { Drain(); }
 
 void Servable::Drain() {
   if (batcher_) batcher_->Drain();
+  if (online_) online_->Drain();
+}
+
+absl::Status Servable::TrainingAvailable() const {
+  if (online_) return absl::OkStatus();
+  return absl::FailedPreconditionError(no_training_);
+}
+
+void Servable::Train(TrainRequest request, TrainCallback done) {
+  if (!online_) return done(TrainingAvailable());
+  online_->Train(std::move(request), std::move(done));
 }
 
 absl::StatusOr<BatchOutput> Servable::RunBatch(const TensorMap& inputs,
                                                const std::vector<std::string>& outputs,
                                                bool warm_up) {
   BatchOutput out;
-  out.generation = generation_.load();
-  GS_ASSIGN_OR_RETURN(auto values, RunSignatureDef(*bundle_.session, *signature_,
-                                                   kServingSignatureKey, inputs, outputs));
-  out.outputs = TensorMap(std::make_move_iterator(values.begin()),
-                          std::make_move_iterator(values.end()));
+  absl::StatusOr<std::map<std::string, Tensor>> values;
+  {
+    // Note [Weights generations]: one generation for the whole run.
+    absl::ReaderMutexLock lock(&weights_.mu);
+    out.generation = weights_.generation.load();
+    values = RunSignatureDef(*active_->session, *signature_, kServingSignatureKey, inputs, outputs);
+  }
+  GS_RETURN_IF_ERROR(values.status());
+  out.outputs = TensorMap(std::make_move_iterator(values->begin()),
+                          std::make_move_iterator(values->end()));
   ++stats_.execution_count;
   int64_t rows = 1;
   if (config_.max_batch_size() > 0 && !inputs.empty() && inputs.begin()->second.rank() > 0) {

@@ -22,6 +22,7 @@
 #include "proto/model_config.pb.h"
 #include "runtime/saved_model_loader.h"
 #include "serving/batcher.h"
+#include "serving/online_trainer.h"
 
 namespace gradserve::serving {
 
@@ -68,16 +69,27 @@ struct InferObserver {
   std::function<void(const std::string& model, int64_t version, int64_t rows)> on_batch;
 };
 
+// Where a trainable version keeps its checkpoints, and the trainer's hooks.
+struct TrainingOptions {
+  // "" = <model_dir>/<version>/checkpoints; else <checkpoint_root>/<model>/<version>.
+  std::string checkpoint_root;
+  TrainObserver observer;
+};
+
 class Servable {
  public:
   // Loads <model_dir>/<version>, completes `config` against its
-  // serving_default signature and starts the batcher. Errors name the version
-  // directory.
+  // serving_default signature and starts the batcher. With training enabled
+  // in the config and a `train` signature in the model, the session also
+  // holds the training step and an OnlineTrainer (resumed from its newest
+  // checkpoint) serves Train requests; without the signature the version
+  // serves and Train reports why it cannot. Errors name the version directory.
   static absl::StatusOr<std::shared_ptr<Servable>> Load(const std::string& model_dir,
                                                         int64_t version,
                                                         inference::ModelConfig config,
                                                         const SessionOptions& session_options,
-                                                        InferObserver observer = {});
+                                                        InferObserver observer = {},
+                                                        TrainingOptions training = {});
   ~Servable();
 
   // Validates `request` against the config and queues it; `done` is called
@@ -94,17 +106,26 @@ class Servable {
   // name the warm-up; the version then fails to load.
   absl::Status WarmUp();
 
-  // Stops accepting requests and waits for queued and running ones.
+  // Queues `request` for the version's trainer; `done` is called exactly
+  // once. FAILED_PRECONDITION when the version does not train (see
+  // TrainingAvailable); otherwise OnlineTrainer::Train's outcome.
+  void Train(TrainRequest request, TrainCallback done);
+  // OK when the version trains; else FAILED_PRECONDITION saying why not.
+  absl::Status TrainingAvailable() const;
+  OnlineTrainer* online_trainer() const { return online_.get(); }
+
+  // Stops accepting requests and waits for queued and running ones (and, when
+  // it trains, writes its final checkpoint).
   void Drain();
 
   const std::string& name() const { return config_.name(); }
   int64_t version() const { return version_; }
   const inference::ModelConfig& config() const { return config_; }
-  const SavedModelBundle& bundle() const { return bundle_; }
+  const SavedModelBundle& bundle() const { return *active_; }
   const ServableStats& stats() const { return stats_; }
   int64_t queued() const { return batcher_->queued(); }
-  // The weights generation: bumped by each applied training step (issue 5).
-  int64_t generation() const { return generation_.load(); }
+  // The weights generation: bumped by each applied training step or rollback.
+  int64_t generation() const { return weights_.generation.load(); }
 
  private:
   Servable() = default;
@@ -122,12 +143,17 @@ class Servable {
   std::string model_dir_;
   int64_t version_ = 0;
   inference::ModelConfig config_;
-  SavedModelBundle bundle_;
-  const SignatureDef* signature_ = nullptr;  // serving_default, in bundle_.meta
-  std::unique_ptr<DynamicBatcher> batcher_;
+  SavedModelBundle bundle_;  // without training; else the trainer's is used
+  const SavedModelBundle* active_ = &bundle_;
+  const SignatureDef* signature_ = nullptr;  // serving_default, in active_->meta
   ServableStats stats_;
   InferObserver observer_;
-  std::atomic<int64_t> generation_{0};
+  ServingWeights weights_;  // Note [Weights generations]
+  std::string no_training_;  // why Train is refused, when online_ is null
+  // Declared before batcher_ so that the batcher, whose batches run on the
+  // trainer's session, is destroyed first.
+  std::unique_ptr<OnlineTrainer> online_;
+  std::unique_ptr<DynamicBatcher> batcher_;
 };
 
 }  // namespace gradserve::serving

@@ -197,4 +197,32 @@ void TensorToRaw(const Tensor& t, std::string* raw) {
   raw->append(static_cast<const char*>(t.raw_data()), t.bytes());
 }
 
+absl::StatusOr<std::vector<std::pair<std::string, Tensor>>> DecodeInputTensors(
+    const google::protobuf::RepeatedPtrField<inference::ModelInferRequest::InferInputTensor>&
+        inputs,
+    const google::protobuf::RepeatedPtrField<std::string>& raw_contents) {
+  std::vector<std::pair<std::string, Tensor>> out;
+  const bool raw = raw_contents.size() > 0;
+  GS_CHECK_ARG(!raw || raw_contents.size() == inputs.size(), "the request has ",
+               inputs.size(), " inputs but ", raw_contents.size(),
+               " raw_input_contents; give one per input, in the same order");
+  for (int i = 0; i < inputs.size(); ++i) {
+    const auto& in = inputs[i];
+    absl::StatusOr<DType> dtype_or = DTypeFromDatatype(in.datatype());
+    if (!dtype_or.ok()) return Annotate(dtype_or.status(), absl::StrCat("input '", in.name(), "'"));
+    const DType dtype = *dtype_or;
+    GS_ASSIGN_OR_RETURN(Shape shape, WireShape(in.shape(), in.name()));
+    Tensor t;
+    if (raw) {
+      GS_CHECK_ARG(!in.has_contents(), "input '", in.name(),
+                   "' has typed contents but the request uses raw_input_contents; use one form");
+      GS_ASSIGN_OR_RETURN(t, TensorFromRaw(raw_contents[i], dtype, shape, in.name()));
+    } else {
+      GS_ASSIGN_OR_RETURN(t, TensorFromContents(in.contents(), dtype, shape, in.name()));
+    }
+    out.emplace_back(in.name(), std::move(t));
+  }
+  return out;
+}
+
 }  // namespace gradserve::serving

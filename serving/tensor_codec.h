@@ -8,6 +8,7 @@
 
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -38,6 +39,14 @@ absl::StatusOr<Tensor> TensorFromContents(const inference::InferTensorContents& 
 // A tensor from raw bytes: exactly element count * element size bytes.
 absl::StatusOr<Tensor> TensorFromRaw(absl::string_view raw, DType dtype, const Shape& shape,
                                      absl::string_view what);
+
+// The tensors of a request's inputs: typed contents, or (when raw_contents
+// is not empty) one raw entry per input in the same order. InvalidArgument
+// naming the input for a bad datatype, shape or contents.
+absl::StatusOr<std::vector<std::pair<std::string, Tensor>>> DecodeInputTensors(
+    const google::protobuf::RepeatedPtrField<inference::ModelInferRequest::InferInputTensor>&
+        inputs,
+    const google::protobuf::RepeatedPtrField<std::string>& raw_contents);
 
 // Fills `contents` with `t`'s elements (FP16/BF16: InvalidArgument; those go raw).
 absl::Status TensorToContents(const Tensor& t, inference::InferTensorContents* contents);
