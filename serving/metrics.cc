@@ -213,12 +213,7 @@ InferenceService::RejectObserver Metrics::RejectHook() {
 
 TrainingService::RejectObserver Metrics::TrainRejectHook() {
   return [this](const std::string& model, const std::string& version, const absl::Status& status) {
-    std::string m = model, v = version;
-    {
-      absl::MutexLock lock(&mu_);
-      if (!known_.contains({m, v})) m = v = "";
-    }
-    RecordTrainRequest(m, v, absl::AsciiStrToLower(absl::StatusCodeToString(status.code())));
+    train_requests_->Add(KnownLabels(model, version, status)).Increment();
   };
 }
 
@@ -289,6 +284,11 @@ void Metrics::RecordState(const std::string& model, int64_t version, VersionStat
 
 void Metrics::RecordRejected(const std::string& model, const std::string& version,
                              const absl::Status& status) {
+  requests_->Add(KnownLabels(model, version, status)).Increment();
+}
+
+prometheus::Labels Metrics::KnownLabels(const std::string& model, const std::string& version,
+                                        const absl::Status& status) const {
   std::string model_label, version_label;
   {
     absl::MutexLock lock(&mu_);
@@ -298,9 +298,7 @@ void Metrics::RecordRejected(const std::string& model, const std::string& versio
       if (known_.contains({model, version})) version_label = version;
     }
   }
-  requests_
-      ->Add({{"model", model_label}, {"version", version_label}, {"outcome", OutcomeOf(status)}})
-      .Increment();
+  return {{"model", model_label}, {"version", version_label}, {"outcome", OutcomeOf(status)}};
 }
 
 std::vector<std::shared_ptr<prometheus::Collectable>> Metrics::collectables() const {

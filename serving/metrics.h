@@ -211,6 +211,10 @@ class Metrics {
     prometheus::Histogram* train_step = nullptr;
   };
   VersionMetrics For(const std::string& model, int64_t version) ABSL_LOCKS_EXCLUDED(mu_);
+  // {model, version, outcome} of a request that reached no version: the
+  // model and version only when this registry has seen them load.
+  prometheus::Labels KnownLabels(const std::string& model, const std::string& version,
+                                 const absl::Status& status) const ABSL_LOCKS_EXCLUDED(mu_);
 
   mutable absl::Mutex mu_;
   std::map<std::pair<std::string, int64_t>, VersionMetrics> versions_ ABSL_GUARDED_BY(mu_);

@@ -134,3 +134,76 @@ def load_digits(path):
         rows = [line.strip().split(",") for line in f if line.strip()]
     data = np.array(rows, dtype=np.float64)
     return (data[:, :-1] / 16.0).astype(np.float32), data[:, -1].astype(np.int64)
+
+
+def _generate_gradserve_protos(protoc="protoc"):
+    """checkpoint_pb2 and saved_model_pb2 (package gradserve: no clash)."""
+    out = tempfile.mkdtemp(prefix="gradserve-pb2-")
+    subprocess.run([protoc, f"-I{_SOURCE_DIR}", f"--python_out={out}", "proto/graph.proto",
+                    "proto/checkpoint.proto", "proto/saved_model.proto"], check=True)
+    sys.path.insert(0, out)
+    from proto import checkpoint_pb2, saved_model_pb2  # noqa: E402
+    return checkpoint_pb2, saved_model_pb2
+
+
+checkpoint_pb2, saved_model_pb2 = _generate_gradserve_protos()
+_NUMPY_OF_DATATYPE = {1: np.float32, 2: np.float64, 3: np.int32, 9: np.int64}  # DT_*
+
+
+def read_checkpoint(path):
+    """Reads and verifies a gradserve checkpoint (graph/checkpoint.h, Note
+    [Checkpoint layout]): returns (step, {name: ndarray}). ValueError when the
+    magic, trailer, index crc or a tensor's crc32 is wrong."""
+    import struct
+    import zlib
+    with open(path, "rb") as f:
+        data = f.read()
+    magic = b"GSCKPT01"
+    if len(data) < 36 or data[:8] != magic or data[-8:] != magic:
+        raise ValueError(f"{path}: bad magic or truncated")
+    index_offset, index_size, index_crc = struct.unpack("<QQI", data[-28:-8])
+    if index_offset + index_size != len(data) - 28:
+        raise ValueError(f"{path}: trailer does not match the file size")
+    raw_index = data[index_offset:index_offset + index_size]
+    if zlib.crc32(raw_index) != index_crc:
+        raise ValueError(f"{path}: index crc mismatch")
+    index = checkpoint_pb2.CheckpointIndex.FromString(raw_index)
+    tensors = {}
+    for e in index.entry:
+        blob = data[e.offset:e.offset + e.size]
+        if len(blob) != e.size or zlib.crc32(blob) != e.crc32:
+            raise ValueError(f"{path}: tensor {e.name!r} crc mismatch")
+        shape = [d.size for d in e.shape.dim]
+        tensors[e.name] = np.frombuffer(blob, dtype=_NUMPY_OF_DATATYPE[e.dtype]).reshape(shape)
+    return index.step, tensors
+
+
+def mlp_logits(weights, x):
+    """digits_mlp's logits in float64 from checkpoint weights:
+    relu(relu(x W1 + b1) W2 + b2) W3 + b3."""
+    h = np.asarray(x, np.float64)
+    for layer in ("dense1", "dense2", "dense3"):
+        h = h @ weights[f"{layer}/kernel"].astype(np.float64) + weights[f"{layer}/bias"]
+        if layer != "dense3":
+            h = np.maximum(h, 0.0)
+    return h
+
+
+def strip_train_signature(version_dir):
+    """Removes the `train` signature from <version_dir>/saved_model.pb."""
+    path = os.path.join(version_dir, "saved_model.pb")
+    with open(path, "rb") as f:
+        model = saved_model_pb2.SavedModel.FromString(f.read())
+    del model.signature_def["train"]
+    with open(path, "wb") as f:
+        f.write(model.SerializeToString())
+
+
+def set_training(config_text, **fields):
+    """`config_text` with its training { ... } block replaced by one holding
+    `fields` (text-format values: set_training(t, batch_size=8,
+    optimizer="{ sgd { learning_rate: 0.1 } }"))."""
+    body = " ".join(f"{k}: {v}" if not str(v).startswith("{") else f"{k} {v}"
+                    for k, v in fields.items())
+    text = re.sub(r"(?ms)^training \{.*?^\}\n?", "", config_text)
+    return text + f"training {{ {body} }}\n"
