@@ -306,6 +306,8 @@ absl::StatusOr<BatchOutput> OnlineTrainer::RunStep(const TensorMap& inputs) {
   const absl::Time start = absl::Now();
   const int64_t examples = inputs.empty() ? 0 : inputs.begin()->second.dim(0);
   // Note [Weights generations]: forward and backward beside inference...
+  std::optional<absl::WriterMutexLock> whole_step;
+  if (options_.lock_whole_step) whole_step.emplace(&weights_->mu);
   GS_ASSIGN_OR_RETURN(PendingStep pending, trainer_->ComputeStep(inputs));
   if (!pending.finite()) {
     ++nonfinite_steps_;
@@ -321,10 +323,12 @@ absl::StatusOr<BatchOutput> OnlineTrainer::RunStep(const TensorMap& inputs) {
   // ... and only the update excludes it.
   int64_t step = 0, generation = 0;
   {
-    absl::WriterMutexLock w(&weights_->mu);
+    std::optional<absl::WriterMutexLock> update;
+    if (!whole_step) update.emplace(&weights_->mu);
     GS_ASSIGN_OR_RETURN(step, trainer_->ApplyStep(pending));
     generation = ++weights_->generation;
   }
+  whole_step.reset();
   const absl::Duration took = absl::Now() - start;
   last_loss_ = pending.loss;
   examples_seen_ += examples;

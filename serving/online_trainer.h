@@ -106,6 +106,10 @@ struct OnlineTrainerOptions {
   inference::ModelTrainingConfig config;  // completed: see CompleteTrainingConfig
   std::string checkpoint_dir;
   TrainObserver observer;
+  // Holds the weights lock exclusively for the whole step, not only the
+  // update: the simpler alternative to Note [Weights generations], kept for
+  // bench/train_serving_bench.cc's comparison.
+  bool lock_whole_step = false;
 };
 
 // The optimizer of a training config (defaults: Keras's Adam).

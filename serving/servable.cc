@@ -104,6 +104,7 @@ absl::StatusOr<std::shared_ptr<Servable>> Servable::Load(const std::string& mode
                            ? absl::StrCat(dir, "/checkpoints")
                            : absl::StrCat(training.checkpoint_root, "/", model, "/", version);
     o.observer = std::move(training.observer);
+    o.lock_whole_step = training.lock_whole_step;
     GS_ASSIGN_OR_RETURN(s->online_,
                         OnlineTrainer::Create(std::move(trainer), &s->weights_, std::move(o)));
   }

@@ -74,6 +74,7 @@ struct TrainingOptions {
   // "" = <model_dir>/<version>/checkpoints; else <checkpoint_root>/<model>/<version>.
   std::string checkpoint_root;
   TrainObserver observer;
+  bool lock_whole_step = false;  // OnlineTrainerOptions::lock_whole_step
 };
 
 class Servable {
