@@ -1,6 +1,7 @@
 // gradserve-cli: the inference server's operations from the shell, over gRPC
-// (Open Inference Protocol v2 + Triton's extensions). `gradserve-cli --help`
-// lists the commands, `gradserve-cli COMMAND --help` one command's flags.
+// (Open Inference Protocol v2 + Triton's extensions, and gradserve's
+// TrainingService for online fine-tuning). `gradserve-cli --help` lists the
+// commands, `gradserve-cli COMMAND --help` one command's flags.
 //
 // Exit status: 0 on success; 1 when the server (or the client, e.g. an
 // unreadable .npy file) reports an error, printed as "error: CODE: message"
@@ -46,6 +47,8 @@ struct Flags {
   std::vector<std::string> inputs, outputs;
   std::string json, output_dir;
   bool ready_only = false;
+  std::string checkpoint;
+  int64_t export_version = 0;
 };
 
 // A command: its flags, the ones it cannot do without, a check of the flags
@@ -117,6 +120,29 @@ absl::Status Config(Client& client, const Flags& f, std::ostream& out) {
   return absl::OkStatus();
 }
 
+// A usage error for an --input flag that is not NAME=FILE.npy ("" if all are).
+std::string CheckInputSpecs(const Flags& f) {
+  for (const std::string& spec : f.inputs) {
+    const size_t eq = spec.find('=');
+    if (eq == std::string::npos || eq == 0 || eq + 1 == spec.size()) {
+      return absl::StrCat("--input ", spec, ": expected NAME=FILE.npy");
+    }
+  }
+  return "";
+}
+
+// The tensors of the --input NAME=FILE.npy flags (checked by CheckInputSpecs).
+absl::StatusOr<std::vector<Tensor>> ReadInputs(const Flags& f) {
+  std::vector<Tensor> inputs;
+  for (const std::string& spec : f.inputs) {
+    const size_t eq = spec.find('=');
+    absl::StatusOr<Tensor> t = ReadNpy(spec.substr(eq + 1), spec.substr(0, eq));
+    if (!t.ok()) return t.status();
+    inputs.push_back(*std::move(t));
+  }
+  return inputs;
+}
+
 // The request of --json FILE or of --input NAME=FILE.npy flags.
 absl::StatusOr<InferRequest> ReadInferRequest(const Flags& f) {
   InferRequest request;
@@ -130,12 +156,9 @@ absl::StatusOr<InferRequest> ReadInferRequest(const Flags& f) {
       return absl::Status(r.status().code(), absl::StrCat(f.json, ": ", r.status().message()));
     request = *std::move(r);
   }
-  for (const std::string& spec : f.inputs) {
-    const size_t eq = spec.find('=');
-    absl::StatusOr<Tensor> t = ReadNpy(spec.substr(eq + 1), spec.substr(0, eq));
-    if (!t.ok()) return t.status();
-    request.inputs.push_back(*std::move(t));
-  }
+  absl::StatusOr<std::vector<Tensor>> inputs = ReadInputs(f);
+  if (!inputs.ok()) return inputs.status();
+  for (Tensor& t : *inputs) request.inputs.push_back(std::move(t));
   request.model = f.model;
   request.version = f.version;
   if (!f.id.empty()) request.id = f.id;
@@ -223,6 +246,89 @@ absl::Status Stats(Client& client, const Flags& f, std::ostream& out) {
   return absl::OkStatus();
 }
 
+// ------------------------------------------------------------ training commands
+// Their output is "key: value" lines named after the response's fields, so
+// scripts can pick one with grep.
+
+// A checkpoint's time (a file modification time) in the local time zone.
+std::string FormatCheckpointTime(const v1::CheckpointInfo& c) {
+  return absl::FormatTime("%Y-%m-%d %H:%M:%E3S",
+                          absl::UnixEpoch() + absl::Seconds(c.time_unix_seconds()),
+                          absl::LocalTimeZone());
+}
+
+void PrintModelVersion(const std::string& model, const std::string& version, std::ostream& out) {
+  out << "model: " << model << "\nversion: " << version << "\n";
+}
+
+absl::Status Train(Client& client, const Flags& f, std::ostream& out) {
+  absl::StatusOr<std::vector<Tensor>> inputs = ReadInputs(f);
+  if (!inputs.ok()) return inputs.status();
+  absl::StatusOr<v1::ModelTrainResponse> r =
+      client.Train({f.model, f.version, f.id, *std::move(inputs)});
+  if (!r.ok()) return r.status();
+  PrintModelVersion(r->model_name(), r->model_version(), out);
+  if (!r->id().empty()) out << "id: " << r->id() << "\n";
+  out << "loss: " << r->loss() << "\nstep: " << r->step()
+      << "\nweights_generation: " << r->weights_generation()
+      << "\nexamples_in_step: " << r->examples_in_step() << "\n";
+  return absl::OkStatus();
+}
+
+absl::Status Checkpoint(Client& client, const Flags& f, std::ostream& out) {
+  absl::StatusOr<v1::ModelCheckpointResponse> r = client.Checkpoint(f.model, f.version);
+  if (!r.ok()) return r.status();
+  const v1::CheckpointInfo& c = r->checkpoint();
+  PrintModelVersion(r->model_name(), r->model_version(), out);
+  out << "checkpoint: " << c.name() << "\npath: " << c.path() << "\nstep: " << c.step()
+      << "\nweights_generation: " << c.weights_generation() << "\ntime: " << FormatCheckpointTime(c)
+      << "\n";
+  return absl::OkStatus();
+}
+
+absl::Status Export(Client& client, const Flags& f, std::ostream& out) {
+  absl::StatusOr<v1::ModelExportResponse> r = client.Export(f.model, f.version, f.export_version);
+  if (!r.ok()) return r.status();
+  PrintModelVersion(r->model_name(), r->model_version(), out);
+  out << "exported_version: " << r->exported_version() << "\npath: " << r->path()
+      << "\nstep: " << r->step() << "\nweights_generation: " << r->weights_generation() << "\n";
+  return absl::OkStatus();
+}
+
+absl::Status Rollback(Client& client, const Flags& f, std::ostream& out) {
+  absl::StatusOr<v1::ModelRollbackResponse> r = client.Rollback(f.model, f.version, f.checkpoint);
+  if (!r.ok()) return r.status();
+  PrintModelVersion(r->model_name(), r->model_version(), out);
+  // The step is the checkpoint's; the generation is a new one (rolling back
+  // is an update of the served weights).
+  out << "restored: " << r->restored().name() << "\npath: " << r->restored().path()
+      << "\nstep: " << r->step() << "\nweights_generation: " << r->weights_generation() << "\n";
+  return absl::OkStatus();
+}
+
+absl::Status TrainingStatus(Client& client, const Flags& f, std::ostream& out) {
+  absl::StatusOr<v1::TrainingStatusResponse> r = client.TrainingStatus(f.model, f.version);
+  if (!r.ok()) return r.status();
+  PrintModelVersion(r->model_name(), r->model_version(), out);
+  out << "enabled: " << (r->enabled() ? "true" : "false") << "\n";
+  if (!r->enabled()) {
+    out << "disabled_reason: " << r->disabled_reason() << "\n";
+    return absl::OkStatus();
+  }
+  out << "optimizer: " << r->optimizer() << "\nbatch_size: " << r->batch_size()
+      << "\nstep: " << r->step() << "\nweights_generation: " << r->weights_generation()
+      << "\nlast_loss: " << r->last_loss() << "\nexamples_seen: " << r->examples_seen()
+      << "\nsteps_applied: " << r->steps_applied() << "\nnonfinite_steps: " << r->nonfinite_steps()
+      << "\nqueue_depth: " << r->queue_depth() << "\ncheckpoint_dir: " << r->checkpoint_dir()
+      << "\nlast_checkpoint: " << (r->has_last_checkpoint() ? r->last_checkpoint().name() : "none")
+      << "\ncheckpoints:\n";
+  for (const v1::CheckpointInfo& c : r->checkpoints()) {
+    out << absl::StrFormat("  %s step %d, weights_generation %d, %s\n", c.name(), c.step(),
+                           c.weights_generation(), FormatCheckpointTime(c));
+  }
+  return absl::OkStatus();
+}
+
 // ------------------------------------------------------------------ the table
 
 std::string NeedsModel(const Flags& f) {
@@ -293,13 +399,7 @@ std::vector<Command> MakeCommands(Flags& f) {
        {"model"},
        [](const Flags& f) -> std::string {
          if (f.inputs.empty() == f.json.empty()) return "give either --input flags or --json";
-         for (const std::string& spec : f.inputs) {
-           const size_t eq = spec.find('=');
-           if (eq == std::string::npos || eq == 0 || eq + 1 == spec.size()) {
-             return absl::StrCat("--input ", spec, ": expected NAME=FILE.npy");
-           }
-         }
-         return "";
+         return CheckInputSpecs(f);
        },
        Infer});
 
@@ -337,12 +437,76 @@ std::vector<Command> MakeCommands(Flags& f) {
                       {},
                       NeedsModel,
                       Stats});
+
+  po::options_description train("train flags");
+  model_flags(train, true);
+  // clang-format off
+  train.add_options()
+      ("input", po::value(&f.inputs)->composing()->value_name("NAME=FILE.npy"),
+       "repeatable: an input of the train signature (features and labels) from a .npy file")
+      ("id", po::value(&f.id)->value_name("ID"), "the request id");
+  // clang-format on
+  commands.push_back({"train",
+                      "train --model M [--version V] --input NAME=FILE.npy ... [--id ID]",
+                      "Train the model on examples: one step's loss, step and weights generation.",
+                      train,
+                      {"model", "input"},
+                      CheckInputSpecs,
+                      Train});
+
+  po::options_description checkpoint("checkpoint flags");
+  model_flags(checkpoint, true);
+  commands.push_back({"checkpoint",
+                      "checkpoint --model M [--version V]",
+                      "Write a checkpoint of a training model's weights and optimizer state.",
+                      checkpoint,
+                      {"model"},
+                      nullptr,
+                      Checkpoint});
+
+  po::options_description export_flags("export flags");
+  model_flags(export_flags, true);
+  export_flags.add_options()(
+      "export-version", po::value(&f.export_version)->value_name("N"),
+      "the version to write (default 0: one more than the highest in the repository)");
+  commands.push_back(
+      {"export",
+       "export --model M [--version V] [--export-version N]",
+       "Write a training model's current weights as a new version in the repository.",
+       export_flags,
+       {"model"},
+       [](const Flags& f) -> std::string {
+         return f.export_version < 0 ? "--export-version must be >= 0" : "";
+       },
+       Export});
+
+  po::options_description rollback("rollback flags");
+  model_flags(rollback, true);
+  rollback.add_options()("checkpoint", po::value(&f.checkpoint)->value_name("NAME"),
+                         "the checkpoint to restore (default: the newest)");
+  commands.push_back({"rollback",
+                      "rollback --model M [--version V] [--checkpoint NAME]",
+                      "Restore a training model's weights from a checkpoint.",
+                      rollback,
+                      {"model"},
+                      nullptr,
+                      Rollback});
+
+  po::options_description training_status("training-status flags");
+  model_flags(training_status, true);
+  commands.push_back({"training-status",
+                      "training-status --model M [--version V]",
+                      "A model's training: enabled, step, loss, queue, checkpoints.",
+                      training_status,
+                      {"model"},
+                      nullptr,
+                      TrainingStatus});
   return commands;
 }
 
 void PrintUsage(const std::vector<Command>& commands, std::ostream& out) {
   out << kUsage;
-  for (const Command& c : commands) out << absl::StrFormat("  %-9s %s\n", c.name, c.help);
+  for (const Command& c : commands) out << absl::StrFormat("  %-15s %s\n", c.name, c.help);
   out << "\nFlags of every command:\n"
          "  --url HOST:PORT   the server's gRPC endpoint (default localhost:8001)\n"
          "  --timeout-ms MS   deadline of each call (default 0: none)\n"

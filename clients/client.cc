@@ -71,14 +71,29 @@ absl::StatusOr<std::string> RawFromContents(const inference::InferTensorContents
 }
 
 // Runs a blocking unary call `method` on the stub with a fresh context.
-template <typename Request, typename Response, typename Method>
-absl::StatusOr<Response> Call(inference::GRPCInferenceService::Stub* stub,
-                              std::unique_ptr<grpc::ClientContext> ctx, Method method,
+template <typename Request, typename Response, typename Stub, typename Method>
+absl::StatusOr<Response> Call(Stub* stub, std::unique_ptr<grpc::ClientContext> ctx, Method method,
                               const Request& request) {
   Response response;
   grpc::Status s = (stub->*method)(ctx.get(), request, &response);
   if (!s.ok()) return FromGrpcStatus(s);
   return response;
+}
+
+// Adds `inputs` to `q` (a ModelInferRequest or a ModelTrainRequest) as
+// InferInputTensors with raw_input_contents, checking each with CheckTensor.
+template <typename Request>
+absl::Status AddInputs(const std::vector<Tensor>& inputs, Request* q) {
+  for (const Tensor& t : inputs) {
+    absl::Status s = CheckTensor(t);
+    if (!s.ok()) return s;
+    auto* in = q->add_inputs();
+    in->set_name(t.name);
+    in->set_datatype(t.datatype);
+    in->mutable_shape()->Add(t.shape.begin(), t.shape.end());
+    q->add_raw_input_contents(t.data);
+  }
+  return absl::OkStatus();
 }
 
 }  // namespace
@@ -141,6 +156,7 @@ Client::Client(std::shared_ptr<grpc::Channel> channel, const ClientOptions& opti
                grpc_compression_algorithm compression)
     : channel_(std::move(channel)),
       stub_(inference::GRPCInferenceService::NewStub(channel_)),
+      training_stub_(v1::TrainingService::NewStub(channel_)),
       options_(options),
       compression_(compression) {}
 
@@ -279,15 +295,8 @@ absl::StatusOr<inference::ModelInferRequest> Client::EncodeInferRequest(
   q.set_model_name(request.model);
   q.set_model_version(request.version);
   q.set_id(request.id);
-  for (const Tensor& t : request.inputs) {
-    absl::Status s = CheckTensor(t);
-    if (!s.ok()) return s;
-    auto* in = q.add_inputs();
-    in->set_name(t.name);
-    in->set_datatype(t.datatype);
-    in->mutable_shape()->Add(t.shape.begin(), t.shape.end());
-    q.add_raw_input_contents(t.data);
-  }
+  absl::Status s = AddInputs(request.inputs, &q);
+  if (!s.ok()) return s;
   for (const std::string& name : request.outputs) q.add_outputs()->set_name(name);
   return q;
 }
@@ -345,6 +354,62 @@ absl::StatusOr<InferResult> Client::Infer(const InferRequest& request) {
   absl::Status s = ModelInfer(*q, &response);
   if (!s.ok()) return s;
   return DecodeInferResponse(response);
+}
+
+absl::StatusOr<v1::ModelTrainResponse> Client::Train(const TrainRequest& request) {
+  using S = v1::TrainingService::Stub;
+  v1::ModelTrainRequest q;
+  q.set_model_name(request.model);
+  q.set_model_version(request.version);
+  q.set_id(request.id);
+  absl::Status s = AddInputs(request.inputs, &q);
+  if (!s.ok()) return s;
+  return Call<v1::ModelTrainRequest, v1::ModelTrainResponse>(training_stub_.get(), NewContext(),
+                                                             &S::ModelTrain, q);
+}
+
+absl::StatusOr<v1::ModelCheckpointResponse> Client::Checkpoint(const std::string& model,
+                                                               const std::string& version) {
+  using S = v1::TrainingService::Stub;
+  v1::ModelCheckpointRequest q;
+  q.set_model_name(model);
+  q.set_model_version(version);
+  return Call<v1::ModelCheckpointRequest, v1::ModelCheckpointResponse>(
+      training_stub_.get(), NewContext(), &S::ModelCheckpoint, q);
+}
+
+absl::StatusOr<v1::ModelExportResponse> Client::Export(const std::string& model,
+                                                       const std::string& version,
+                                                       int64_t export_version) {
+  using S = v1::TrainingService::Stub;
+  v1::ModelExportRequest q;
+  q.set_model_name(model);
+  q.set_model_version(version);
+  q.set_export_version(export_version);
+  return Call<v1::ModelExportRequest, v1::ModelExportResponse>(training_stub_.get(), NewContext(),
+                                                               &S::ModelExport, q);
+}
+
+absl::StatusOr<v1::ModelRollbackResponse> Client::Rollback(const std::string& model,
+                                                           const std::string& version,
+                                                           const std::string& checkpoint) {
+  using S = v1::TrainingService::Stub;
+  v1::ModelRollbackRequest q;
+  q.set_model_name(model);
+  q.set_model_version(version);
+  q.set_checkpoint(checkpoint);
+  return Call<v1::ModelRollbackRequest, v1::ModelRollbackResponse>(
+      training_stub_.get(), NewContext(), &S::ModelRollback, q);
+}
+
+absl::StatusOr<v1::TrainingStatusResponse> Client::TrainingStatus(const std::string& model,
+                                                                  const std::string& version) {
+  using S = v1::TrainingService::Stub;
+  v1::TrainingStatusRequest q;
+  q.set_model_name(model);
+  q.set_model_version(version);
+  return Call<v1::TrainingStatusRequest, v1::TrainingStatusResponse>(
+      training_stub_.get(), NewContext(), &S::TrainingStatus, q);
 }
 
 }  // namespace gradserve::client

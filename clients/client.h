@@ -1,5 +1,7 @@
 // gradserve's C++ client: typed calls over one gRPC channel to any Open
-// Inference Protocol v2 server with Triton's extensions (gradserve, Triton).
+// Inference Protocol v2 server with Triton's extensions (gradserve, Triton),
+// and to gradserve's own TrainingService (proto/training.proto; other servers
+// answer those calls UNIMPLEMENTED).
 //
 // It sees only proto/ (STYLE.md convention 1): tensors travel as the small
 // client::Tensor below (protocol datatype name, shape, raw little-endian
@@ -26,6 +28,7 @@
 #include "absl/time/time.h"
 #include "grpcpp/grpcpp.h"
 #include "proto/grpc_service.grpc.pb.h"
+#include "proto/training.grpc.pb.h"
 
 namespace gradserve::client {
 
@@ -61,6 +64,16 @@ struct InferResult {
   std::string version;  // the version that computed the outputs
   std::string id;
   std::vector<Tensor> outputs;
+};
+
+// Examples for a model's trainer: the train signature's inputs by name (its
+// features and its labels), all with the same first (batch) dimension, at
+// most the model's training batch_size.
+struct TrainRequest {
+  std::string model;
+  std::string version;  // empty: the version the server would serve
+  std::string id;       // echoed in the response
+  std::vector<Tensor> inputs;
 };
 
 struct ClientOptions {
@@ -105,6 +118,32 @@ class Client {
   absl::Status Load(const std::string& model);
   absl::Status Unload(const std::string& model);
 
+  // Online fine-tuning (gradserve.v1.TrainingService). An empty version is
+  // the one the server would serve. Besides the inference API's codes:
+  // FAILED_PRECONDITION when the version does not train, RESOURCE_EXHAUSTED
+  // when its train queue is full.
+  //
+  // Queues the examples (sent as raw_input_contents, each checked with
+  // CheckTensor first) and returns once the step that used them was applied:
+  // its loss, the step and weights generation after it.
+  absl::StatusOr<v1::ModelTrainResponse> Train(const TrainRequest& request);
+  // Writes a checkpoint of the current weights and optimizer state.
+  absl::StatusOr<v1::ModelCheckpointResponse> Checkpoint(const std::string& model,
+                                                         const std::string& version = "");
+  // Writes the current weights as version `export_version` of the model in
+  // the server's repository (0: one more than the highest there; an existing
+  // version is ALREADY_EXISTS).
+  absl::StatusOr<v1::ModelExportResponse> Export(const std::string& model,
+                                                 const std::string& version = "",
+                                                 int64_t export_version = 0);
+  // Restores the checkpoint named `checkpoint` (empty: the newest valid one).
+  absl::StatusOr<v1::ModelRollbackResponse> Rollback(const std::string& model,
+                                                     const std::string& version = "",
+                                                     const std::string& checkpoint = "");
+  // For a version that does not train: enabled = false and the reason.
+  absl::StatusOr<v1::TrainingStatusResponse> TrainingStatus(const std::string& model,
+                                                            const std::string& version = "");
+
   // Lower level, for callers that encode a request once and send it many
   // times (gradserve-perf). The message encoding of `request` (checks every
   // input with CheckTensor).
@@ -131,6 +170,7 @@ class Client {
 
   std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<inference::GRPCInferenceService::Stub> stub_;
+  std::unique_ptr<v1::TrainingService::Stub> training_stub_;
   const ClientOptions options_;
   const grpc_compression_algorithm compression_;
 };

@@ -4,9 +4,11 @@
 # free port (explicit model control, so load and unload are exercised). Every
 # cli command runs; inference results are checked with NumPy against
 # `gradserve-model run` on the same input (identical floats); errors must exit
-# 1 with the server's code and message, bad flags 2. A short gradserve-perf
-# sweep must write a CSV with two levels of positive throughput. SIGTERM must
-# stop the server with exit status 0.
+# 1 with the server's code and message, bad flags 2. The training commands
+# train digits_mlp on .npy files (one step per call, generations 1, 2, 3),
+# checkpoint, export a version that is then served, and roll back. A short
+# gradserve-perf sweep must write a CSV with two levels of positive
+# throughput. SIGTERM must stop the server with exit status 0.
 #   cli_test.sh GRADSERVE GRADSERVE_CLI GRADSERVE_PERF GRADSERVE_MODEL PYTHON MODELS_DIR
 set -euo pipefail
 SERVER="$1"
@@ -123,12 +125,73 @@ expect_fail 2 "--model is required" cli config
 expect_fail 2 "either --input flags or --json" cli infer --model digits_mlp
 expect_fail 2 "unknown command 'frobnicate'" "$CLI" frobnicate
 expect_fail 2 "" "$CLI"
+"$CLI" --help | grep -qE "^  training-status +" || fail "--help does not list training-status"
 
 # stats counts what ran (3 requests of 5 rows so far).
 cli stats --model digits_mlp >"$WORK/out.txt"
 grep -qE "^digits_mlp version 1: 15 inferences in [0-9]+ executions" "$WORK/out.txt" ||
   fail "stats: $(cat "$WORK/out.txt")"
 grep -qE "^  success +3, avg" "$WORK/out.txt" || fail "stats success: $(cat "$WORK/out.txt")"
+
+# Training: digits_mlp trains out of the box (batch_size 32), so one request of
+# 8 examples is one step of its own, a new weights generation. Steps continue
+# the saved model's global step (STEP0).
+"$PY" - "$WORK" <<'PYEOF'
+import sys, numpy as np
+rng = np.random.default_rng(7)
+np.save(sys.argv[1] + "/train_pixels.npy", rng.uniform(0, 1, (8, 64)).astype(np.float32))
+labels = rng.integers(0, 10, 8).astype(np.int64)
+np.save(sys.argv[1] + "/train_labels.npy", labels)
+labels[3] = 12
+np.save(sys.argv[1] + "/bad_labels.npy", labels)
+PYEOF
+TRAIN_INPUTS=(--input "pixels=$WORK/train_pixels.npy" --input "labels=$WORK/train_labels.npy")
+cli training-status --model digits_mlp >"$WORK/out.txt"
+grep -qx "enabled: true" "$WORK/out.txt" && grep -qx "weights_generation: 0" "$WORK/out.txt" &&
+  grep -qx "batch_size: 32" "$WORK/out.txt" || fail "training-status: $(cat "$WORK/out.txt")"
+STEP0=$(sed -n 's/^step: \([0-9]*\)$/\1/p' "$WORK/out.txt")
+[[ -n "$STEP0" ]] || fail "training-status shows no step: $(cat "$WORK/out.txt")"
+for generation in 1 2; do
+  cli train --model digits_mlp "${TRAIN_INPUTS[@]}" --id "t$generation" >"$WORK/out.txt"
+  grep -qx "step: $((STEP0 + generation))" "$WORK/out.txt" &&
+    grep -qx "weights_generation: $generation" "$WORK/out.txt" &&
+    grep -qx "examples_in_step: 8" "$WORK/out.txt" && grep -qx "id: t$generation" "$WORK/out.txt" &&
+    grep -qE "^loss: [0-9.e+-]+$" "$WORK/out.txt" || fail "train: $(cat "$WORK/out.txt")"
+done
+expect_fail 1 "^error: INVALID_ARGUMENT: .*not a class index" \
+  cli train --model digits_mlp --input "pixels=$WORK/train_pixels.npy" \
+  --input "labels=$WORK/bad_labels.npy"
+expect_fail 2 "--input is required" cli train --model digits_mlp
+expect_fail 2 "expected NAME=FILE.npy" cli train --model digits_mlp --input "$WORK/bad.npy"
+
+# checkpoint after 2 steps, export it, train once more, roll back to it.
+STEP2=$((STEP0 + 2))
+cli checkpoint --model digits_mlp >"$WORK/out.txt"
+grep -qx "step: $STEP2" "$WORK/out.txt" && grep -qx "weights_generation: 2" "$WORK/out.txt" ||
+  fail "checkpoint: $(cat "$WORK/out.txt")"
+CKPT_NAME=$(sed -n 's/^checkpoint: //p' "$WORK/out.txt")
+CKPT_PATH=$(sed -n 's/^path: //p' "$WORK/out.txt")
+[[ -n "$CKPT_NAME" && -f "$CKPT_PATH" ]] || fail "checkpoint file missing: $(cat "$WORK/out.txt")"
+cli export --model digits_mlp >"$WORK/out.txt"
+grep -qx "exported_version: 2" "$WORK/out.txt" && grep -qx "step: $STEP2" "$WORK/out.txt" ||
+  fail "export: $(cat "$WORK/out.txt")"
+EXPORT_PATH=$(sed -n 's/^path: //p' "$WORK/out.txt")
+[[ -f "$EXPORT_PATH/saved_model.pb" && -d "$WORK/repo/digits_mlp/2" ]] ||
+  fail "export did not write version 2: $(cat "$WORK/out.txt")"
+expect_fail 1 "^error: ALREADY_EXISTS: .*version 2" \
+  cli export --model digits_mlp --export-version 2
+cli train --model digits_mlp "${TRAIN_INPUTS[@]}" >"$WORK/out.txt"
+grep -qx "weights_generation: 3" "$WORK/out.txt" || fail "third train: $(cat "$WORK/out.txt")"
+cli rollback --model digits_mlp --checkpoint "$CKPT_NAME" >"$WORK/out.txt"
+grep -qx "restored: $CKPT_NAME" "$WORK/out.txt" && grep -qx "step: $STEP2" "$WORK/out.txt" &&
+  grep -qx "weights_generation: 4" "$WORK/out.txt" || fail "rollback: $(cat "$WORK/out.txt")"
+cli training-status --model digits_mlp --version 1 >"$WORK/out.txt"
+grep -qx "step: $STEP2" "$WORK/out.txt" && grep -qx "steps_applied: 3" "$WORK/out.txt" &&
+  grep -qF "  $CKPT_NAME step $STEP2, " "$WORK/out.txt" ||
+  fail "training-status after rollback: $(cat "$WORK/out.txt")"
+expect_fail 1 "^error: NOT_FOUND: .*no_such_model" cli training-status --model no_such_model
+expect_fail 1 "^error: NOT_FOUND" cli training-status --model digits_mlp --version 9
+expect_fail 1 "^error: NOT_FOUND: .*no_such_model" cli checkpoint --model no_such_model
 
 # unload, then load again.
 cli unload --model digits_mlp | grep -qx "unloaded digits_mlp" || fail "unload"
@@ -138,6 +201,8 @@ expect_fail 1 "^error: [A-Z_]+: .*digits_mlp" \
   cli infer --model digits_mlp --input "pixels=$WORK/pixels.npy"
 cli load --model digits_mlp | grep -qx "loaded digits_mlp" || fail "load"
 cli health --model digits_mlp >/dev/null || fail "digits_mlp not ready after load"
+# The exported version is the highest, so the one served now.
+cli index | grep -qE "^digits_mlp +2 +READY" || fail "the exported version 2 is not served"
 
 # gradserve-perf: two levels (1 and 4), short windows, a CSV row each.
 "$PERF" --url "$URL" -m digits_mlp --concurrency-range 1:4:3 --measurement-interval-ms 500 \
