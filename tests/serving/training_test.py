@@ -284,6 +284,11 @@ class RestTrainTest(unittest.TestCase):
         self.assertIn("training is not enabled", e["error"])
         code, e = self.request("GET", "/v2/models/digits_mlp/train")
         self.assertEqual(code, 405)
+        # The README's example request.
+        with open(os.path.join(os.path.dirname(ARGS.models_dir), "examples",
+                               "digit_train.json")) as f:
+            code, r = self.request("POST", "/v2/models/digits_mlp/train", json.load(f))
+        self.assertEqual((code, r["examples_in_step"]), (200, 4), r)
         code, e = self.request("POST", "/v2/models/digits_mlp/training/rollback",
                                {"checkpoint": "ckpt-nope"})
         self.assertEqual(code, 404)
