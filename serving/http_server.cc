@@ -565,20 +565,28 @@ void HttpServer::Impl::Handle(Request& request, Respond respond) {
   }
 }
 
-void HttpServer::Impl::Train(Request& request, const Route& route, Respond respond) {
+// An infer-shaped body (JSON, or JSON + binary tensors after
+// Inference-Header-Content-Length bytes), for /infer and /train.
+absl::StatusOr<RestInferRequest> DecodeBody(Request& request, const Route& route) {
   std::optional<size_t> header_length;
   if (auto it = request.find("Inference-Header-Content-Length"); it != request.end()) {
     size_t n = 0;
     if (!absl::SimpleAtoi(SV(it->value()), &n)) {
-      return respond(ErrorReply(http::status::bad_request,
-                                "Inference-Header-Content-Length must be a byte count"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("Inference-Header-Content-Length must be a byte count, not '",
+                       SV(it->value()), "'"));
     }
     header_length = n;
   }
-  // The body has the infer request's shape: features and labels are inputs.
   absl::StatusOr<RestInferRequest> decoded = DecodeRestInferRequest(
       request.body(), header_length, route.model, route.version, absl::Now());
-  std::string().swap(request.body());
+  std::string().swap(request.body());  // the decoded request holds copies
+  return decoded;
+}
+
+void HttpServer::Impl::Train(Request& request, const Route& route, Respond respond) {
+  // The body has the infer request's shape: features and labels are inputs.
+  absl::StatusOr<RestInferRequest> decoded = DecodeBody(request, route);
   if (!decoded.ok()) return respond(StatusReply(decoded.status()));
   auto q = std::make_shared<v1::ModelTrainRequest>();
   q->set_model_name(route.model);
@@ -669,20 +677,7 @@ void HttpServer::Impl::ModelReady(const Route& route, Respond respond) {
 }
 
 void HttpServer::Impl::Infer(Request& request, const Route& route, Respond respond) {
-  std::optional<size_t> header_length;
-  if (auto it = request.find("Inference-Header-Content-Length"); it != request.end()) {
-    size_t n = 0;
-    if (!absl::SimpleAtoi(SV(it->value()), &n)) {
-      return respond(ErrorReply(http::status::bad_request,
-                                absl::StrCat("Inference-Header-Content-Length must be a byte "
-                                             "count, not '",
-                                             SV(it->value()), "'")));
-    }
-    header_length = n;
-  }
-  absl::StatusOr<RestInferRequest> decoded = DecodeRestInferRequest(
-      request.body(), header_length, route.model, route.version, absl::Now());
-  std::string().swap(request.body());  // the decoded request holds copies
+  absl::StatusOr<RestInferRequest> decoded = DecodeBody(request, route);
   if (!decoded.ok()) return respond(StatusReply(decoded.status()));
   auto rest = std::make_shared<RestInferRequest>(*std::move(decoded));
   CallbackDue();
