@@ -167,6 +167,19 @@ void Metrics::InstallHooks(ModelManagerOptions* options) {
   auto labels = [](const std::string& model, int64_t version) -> prometheus::Labels {
     return {{"model", model}, {"version", std::to_string(version)}};
   };
+  // The counters exist from the start at 0, so rate() and increase() see
+  // their first event.
+  train.on_start = [this, labels, next = std::move(train.on_start)](const std::string& model,
+                                                                    int64_t version) {
+    const prometheus::Labels l = labels(model, version);
+    for (auto* family : {train_steps_, train_examples_, train_skipped_, train_nonfinite_}) {
+      family->Add(l);
+    }
+    prometheus::Labels success = l;
+    success["outcome"] = "success";
+    train_requests_->Add(success);
+    if (next) next(model, version);
+  };
   train.on_request = [this, next = std::move(train.on_request)](
                          const std::string& model, int64_t version, const std::string& outcome) {
     RecordTrainRequest(model, std::to_string(version), outcome);

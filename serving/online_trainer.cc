@@ -175,6 +175,9 @@ absl::StatusOr<std::unique_ptr<OnlineTrainer>> OnlineTrainer::Create(
     t->last_checkpoint_time_ = absl::Now();
   }
   if (c.checkpoint_every_seconds() > 0) t->timer_ = std::thread([raw] { raw->TimerLoop(); });
+  if (t->options_.observer.on_start) {
+    t->options_.observer.on_start(t->options_.model, t->options_.version);
+  }
   return t;
 }
 

@@ -82,6 +82,8 @@ struct TrainingStatusInfo {
 // Hooks the metrics layer and the server's log install (all optional); they
 // run on the trainer's threads.
 struct TrainObserver {
+  // Once, when the version's trainer starts (before any request).
+  std::function<void(const std::string& model, int64_t version)> on_start;
   // Each Train request's outcome: "success" or the failure's status code in
   // lower case (as InferObserver's).
   std::function<void(const std::string& model, int64_t version, const std::string& outcome)>

@@ -63,23 +63,29 @@ def _free_port():
 class PrometheusServer:
     """A Prometheus server on a free loopback port, scraping `target`
     ("127.0.0.1:PORT") every second, with its config, data and log in a
-    temporary folder."""
+    temporary folder. `config_text` replaces that minimal config (then
+    `files`, e.g. the rule files it names, are copied beside it)."""
 
-    def __init__(self, binary, target):
+    def __init__(self, binary, target, config_text=None, files=()):
         self.binary = binary
         self.target = target
         self.dir = tempfile.mkdtemp(prefix="gradserve-prometheus-")
         self.log_path = os.path.join(self.dir, "prometheus.log")
         self.process = None
         self.url = None
+        self.config = os.path.join(self.dir, "prometheus.yml")
+        if config_text is None:
+            config_text = ("global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n"
+                           "  evaluation_interval: 1s\n"
+                           "scrape_configs:\n  - job_name: gradserve\n"
+                           f"    static_configs:\n      - targets: ['{target}']\n")
+        with open(self.config, "w") as f:
+            f.write(config_text)
+        for path in files:
+            shutil.copy(path, self.dir)
 
     def start(self, timeout=30):
-        config = os.path.join(self.dir, "prometheus.yml")
-        with open(config, "w") as f:
-            f.write("global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n"
-                    "  evaluation_interval: 1s\n"
-                    "scrape_configs:\n  - job_name: gradserve\n"
-                    f"    static_configs:\n      - targets: ['{self.target}']\n")
+        config = self.config
         # The free port may be taken again before Prometheus binds it: retry.
         for _ in range(3):
             port = _free_port()

@@ -234,6 +234,10 @@ class TrainApiTest(unittest.TestCase):
                                status.last_loss, places=5)
         self.assertEqual(metric(text, "gradserve_train_queue_depth", model="digits_mlp"), 0)
         self.assertIsNone(metric(text, "gradserve_train_queue_depth", model="digits_cnn"))
+        # A trainable version's counters exist at 0 before their first event.
+        self.assertEqual(metric(text, "gradserve_train_nonfinite_steps_total",
+                                model="tiny_queue"), 0)
+        self.assertIsNone(metric(text, "gradserve_train_steps_total", model="digits_cnn"))
         self.assertGreaterEqual(metric(text, "gradserve_train_step_duration_seconds_count",
                                        model="digits_mlp"), 1)
         self.assertGreaterEqual(metric(text, "gradserve_train_requests_total", model="digits_mlp",

@@ -13,8 +13,10 @@ tritonclient's own and both clients live in one process (two copies of the
     stub.status("digits_mlp").step
 """
 
+import atexit
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -29,8 +31,15 @@ _DATATYPES = {np.dtype(np.float32): "FP32", np.dtype(np.float64): "FP64",
               np.dtype(np.int32): "INT32", np.dtype(np.int64): "INT64"}
 
 
+def _temp_dir():
+    """A temporary folder removed when the process exits."""
+    path = tempfile.mkdtemp(prefix="gradserve-pb2-")
+    atexit.register(shutil.rmtree, path, ignore_errors=True)
+    return path
+
+
 def _generate(protoc="protoc"):
-    out = tempfile.mkdtemp(prefix="gradserve-pb2-")
+    out = _temp_dir()
     src = os.path.join(out, "src")
     os.makedirs(src)
     with open(os.path.join(_SOURCE_DIR, "proto", "training.proto")) as f:
@@ -138,7 +147,7 @@ def load_digits(path):
 
 def _generate_gradserve_protos(protoc="protoc"):
     """checkpoint_pb2 and saved_model_pb2 (package gradserve: no clash)."""
-    out = tempfile.mkdtemp(prefix="gradserve-pb2-")
+    out = _temp_dir()
     subprocess.run([protoc, f"-I{_SOURCE_DIR}", f"--python_out={out}", "proto/graph.proto",
                     "proto/checkpoint.proto", "proto/saved_model.proto"], check=True)
     sys.path.insert(0, out)
