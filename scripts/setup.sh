@@ -63,6 +63,7 @@ fi
 want=()
 for spec in "${PY_PACKAGES[@]}"; do
   name="${spec%%[<>=]*}"
+  name="${name%%\[*}"  # without extras: tritonclient[grpc,http] -> tritonclient
   if ! "$VENV/bin/python" -c "import importlib.metadata as m; m.version('$name')" 2>/dev/null; then
     want+=("$spec")
   fi
