@@ -122,7 +122,7 @@ status="$(podman inspect -f '{{.State.ExitCode}}' "$NAME")"
 logs="$(podman logs "$NAME" 2>&1)"
 grep -q "gradserve: stopped" <<<"$logs" && [[ "$status" == 0 ]] ||
   { echo "$logs" | tail -20; log "no graceful stop (exit status $status)"; exit 1; }
-podman rm "$NAME" >/dev/null
+podman rm "$NAME" >/dev/null 2>&1
 
 # A mounted repository replaces the baked one (read-only; checkpoints elsewhere).
 mkdir -p "$WORK/models" && cp -r "$ROOT/configs/models/digits_mlp" "$WORK/models/"
