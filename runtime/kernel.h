@@ -125,6 +125,9 @@ absl::Status RegisterCpuNnKernels(KernelRegistry& registry);
 absl::Status RegisterCpuArrayKernels(KernelRegistry& registry);
 absl::Status RegisterCpuStateKernels(KernelRegistry& registry);
 absl::Status RegisterCpuOptimizerKernels(KernelRegistry& registry);
+// The CUDA kernels (runtime/kernels/cuda/; library gradserve_cuda, built
+// with GRADSERVE_CUDA). Not in Global() until placement uses GPUs.
+absl::Status RegisterCudaKernels(KernelRegistry& registry);
 
 // Registration helper for templated kernels:
 //   RegisterTyped<float, double>(r, "Relu", [](const Node& n) -> ... for each T)

@@ -13,8 +13,18 @@ if [[ -z "$CLANG" ]]; then
 fi
 cd "$ROOT"
 files=$(grep -rl --include='*.cc' -E 'ABSL_GUARDED_BY|GUARDED_BY|absl::Mutex' graph runtime serving autodiff 2>/dev/null || true)
+CUDA_INCLUDE=/usr/local/cuda/include
 for f in $files; do
+  extra=()
+  if [[ "$f" == */cuda/* ]]; then
+    # The CUDA device's files need the toolkit's headers (GRADSERVE_CUDA).
+    if [[ ! -d "$CUDA_INCLUDE" ]]; then
+      echo "thread-safety: $f skipped (no CUDA toolkit at $CUDA_INCLUDE)"
+      continue
+    fi
+    extra=(-I "$CUDA_INCLUDE" -DGRADSERVE_HAVE_CUDA=1)
+  fi
   echo "thread-safety: $f"
   "$CLANG" -std=c++20 -fsyntax-only -Wthread-safety -Werror=thread-safety \
-    -DEIGEN_USE_THREADS -I "$ROOT" -I "$BUILD" -I /usr/include/eigen3 "$f"
+    -DEIGEN_USE_THREADS -I "$ROOT" -I "$BUILD" -I /usr/include/eigen3 "${extra[@]}" "$f"
 done

@@ -1,0 +1,113 @@
+// CudaDevice: one NVIDIA GPU as a Device (DESIGN.md §4, issue 6). Its memory
+// comes from the stream-ordered allocator (cudaMallocAsync / cudaFreeAsync on
+// the device's stream, from the device's default memory pool, which keeps up
+// to `pool_release_threshold` bytes cached across synchronizations); work is
+// queued on one stream, to which the cuBLAS handle is bound; host copies go
+// through a pinned staging buffer. Synchronize() waits for the stream.
+//
+// Built only with GRADSERVE_CUDA (GRADSERVE_HAVE_CUDA defined); used only when
+// CudaDeviceCount() > 0. Without a GPU (or a driver) Create() fails with
+// FailedPrecondition saying why, and nothing else touches CUDA.
+//
+// Thread safety: every method may be called concurrently. The stream orders
+// all work; cuBLAS calls are serialized by the device (LockCublas).
+#pragma once
+
+#include <cublas_v2.h>
+#include <cuda_runtime_api.h>
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "runtime/device.h"
+
+namespace gradserve {
+
+// The CUDA GPUs this process can use: 0 without a GPU or a driver.
+int CudaDeviceCount();
+// Why CudaDeviceCount() is 0 (the driver's answer), or "" when it is not.
+std::string CudaUnavailableReason();
+
+// Internal errors naming `what` and CUDA's (cuBLAS's) description.
+absl::Status CudaError(cudaError_t error, absl::string_view what);
+absl::Status CublasError(cublasStatus_t status, absl::string_view what);
+
+struct CudaMemoryStats {
+  int64_t in_use_bytes = 0;       // tensors alive on the device
+  int64_t peak_in_use_bytes = 0;  // since the device was created
+  int64_t pool_reserved_bytes = 0;  // the memory pool's reservation from the driver
+};
+
+class CudaDevice;
+
+// Stream-ordered device memory (see the file comment). Allocate returns
+// nullptr when the device is out of memory.
+class CudaAllocator final : public Allocator {
+ public:
+  explicit CudaAllocator(CudaDevice* device) : device_(device) {}
+  void* Allocate(size_t bytes) override;
+  void Deallocate(void* ptr, size_t bytes) override;
+  absl::string_view device_name() const override;
+  bool host_accessible() const override { return false; }
+
+  int64_t in_use() const { return in_use_.load(); }
+  int64_t peak() const { return peak_.load(); }
+
+ private:
+  CudaDevice* device_;
+  std::atomic<int64_t> in_use_{0}, peak_{0};
+};
+
+class CudaDevice final : public Device {
+ public:
+  struct Options {
+    int ordinal = 0;  // cuda:<ordinal>
+    // Bytes the memory pool keeps cached when the stream synchronizes
+    // (cudaMemPoolAttrReleaseThreshold); the default keeps everything.
+    uint64_t pool_release_threshold = UINT64_MAX;
+    // float32 matrix products on TF32 tensor cores (faster, ~1e-3 relative
+    // error); off: IEEE float32 products.
+    bool allow_tf32 = false;
+  };
+  // FailedPrecondition when there is no GPU `ordinal` (with the driver's
+  // reason); Internal for a CUDA or cuBLAS failure while setting up.
+  static absl::StatusOr<std::unique_ptr<CudaDevice>> Create(const Options& options);
+  ~CudaDevice() override;
+
+  Allocator* allocator() override { return &allocator_; }
+  absl::StatusOr<Tensor> CopyFromHost(const Tensor& src) override;
+  absl::StatusOr<Tensor> CopyToHost(const Tensor& src) override;
+  absl::Status Synchronize() override;
+  int intra_op_threads() const override { return 1; }
+
+  int ordinal() const { return ordinal_; }
+  cudaStream_t stream() const { return stream_; }
+  // The cuBLAS handle (bound to stream()); hold the lock while using it.
+  cublasHandle_t cublas() const { return cublas_; }
+  absl::Mutex& cublas_mutex() const ABSL_LOCK_RETURNED(cublas_mu_) { return cublas_mu_; }
+  CudaMemoryStats memory_stats() const;
+  // Makes this GPU current on the calling thread (before any CUDA call).
+  absl::Status Activate() const;
+
+ private:
+  CudaDevice(std::string name, int ordinal);
+  // Grows the pinned staging buffer to `bytes`.
+  absl::Status EnsureStaging(size_t bytes) ABSL_EXCLUSIVE_LOCKS_REQUIRED(staging_mu_);
+
+  const int ordinal_;
+  CudaAllocator allocator_;
+  cudaStream_t stream_ = nullptr;
+  cudaMemPool_t pool_ = nullptr;
+  cublasHandle_t cublas_ = nullptr;
+  mutable absl::Mutex cublas_mu_;
+  absl::Mutex staging_mu_;
+  void* staging_ ABSL_GUARDED_BY(staging_mu_) = nullptr;  // pinned host memory
+  size_t staging_bytes_ ABSL_GUARDED_BY(staging_mu_) = 0;
+};
+
+}  // namespace gradserve

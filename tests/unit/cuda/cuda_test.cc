@@ -1,0 +1,195 @@
+// The CUDA device and kernels (built with GRADSERVE_CUDA). Every kernel runs
+// against the CPU kernel of the same node on fresh random inputs (float32:
+// 1e-5 relative elementwise, 1e-4 for products and sums; cuBLAS in pedantic
+// IEEE math, no TF32). Without a GPU these tests skip, except the one that
+// checks the no-GPU answer itself.
+#ifdef GRADSERVE_HAVE_CUDA
+
+#include <cmath>
+#include <functional>
+
+#include "gmock/gmock.h"
+#include "graph/builder/ops.h"
+#include "graph/status.h"
+#include "gtest/gtest.h"
+#include "runtime/cuda/cuda_device.h"
+#include "runtime/kernel.h"
+#include "tests/unit/ops/op_test_util.h"
+
+namespace gradserve {
+namespace {
+
+using ::testing::HasSubstr;
+using testing::RefTensor;
+
+// The first GPU, or nullptr (the test then skips).
+CudaDevice* Gpu() {
+  static CudaDevice* gpu = [] {
+    auto d = CudaDevice::Create({});
+    return d.ok() ? d->release() : nullptr;
+  }();
+  return gpu;
+}
+
+#define SKIP_WITHOUT_GPU() \
+  if (Gpu() == nullptr) GTEST_SKIP() << CudaUnavailableReason()
+
+// The CPU and CUDA kernels.
+const KernelRegistry& Kernels() {
+  static const KernelRegistry* r = [] {
+    auto* registry = new KernelRegistry;
+    absl::Status s = RegisterCpuKernels(*registry);
+    if (s.ok()) s = RegisterCudaKernels(*registry);
+    if (!s.ok()) std::abort();
+    return registry;
+  }();
+  return *r;
+}
+
+// Runs `node`'s kernel for `device` on `inputs` (already on that device).
+absl::StatusOr<Tensor> RunKernel(const Node& node, Device* device,
+                                 const std::vector<Tensor>& inputs) {
+  GS_ASSIGN_OR_RETURN(auto kernel, Kernels().CreateKernel(node, device->type()));
+  ResourceMgr resources;
+  OpKernelContext ctx(device, &resources, node.num_outputs());
+  absl::InlinedVector<const Tensor*, 4> in;
+  for (const Tensor& t : inputs) in.push_back(&t);
+  ctx.set_inputs(std::move(in));
+  GS_RETURN_IF_ERROR(kernel->Compute(ctx));
+  GS_RETURN_IF_ERROR(device->Synchronize());
+  return ctx.output(0);
+}
+
+Device* Cpu() {
+  static CpuDevice* cpu = CpuDevice::Create({}).value().release();
+  return cpu;
+}
+
+// One op case: builds the node from placeholders of `shapes`.
+struct Case {
+  std::string name;
+  std::vector<Shape> shapes;
+  std::function<Output(const Scope&, const std::vector<Output>&)> build;
+  double tolerance = 1e-5;  // relative, against max(1, |cpu|)
+};
+
+void ExpectGpuMatchesCpu(const Case& c) {
+  Graph graph;
+  Scope s(&graph);
+  std::vector<Output> in;
+  std::vector<Tensor> host;
+  for (const Shape& shape : c.shapes) {
+    in.push_back(ops::Placeholder(s, DType::kFloat, shape));
+    host.push_back(testing::ToTensor(testing::Random(shape, -2, 2), DType::kFloat));
+  }
+  Output out = c.build(s, in);
+  ASSERT_TRUE(s.ok()) << s.status();
+  absl::StatusOr<Tensor> want = RunKernel(*out.node, Cpu(), host);
+  ASSERT_TRUE(want.ok()) << want.status();
+  std::vector<Tensor> device;
+  for (const Tensor& t : host) device.push_back(*Gpu()->CopyFromHost(t));
+  absl::StatusOr<Tensor> got = RunKernel(*out.node, Gpu(), device);
+  ASSERT_TRUE(got.ok()) << c.name << ": " << got.status();
+  EXPECT_EQ(got->device(), Gpu()->name());
+  absl::StatusOr<Tensor> back = Gpu()->CopyToHost(*got);
+  ASSERT_TRUE(back.ok()) << back.status();
+  ASSERT_EQ(back->shape(), want->shape()) << c.name;
+  const RefTensor g = testing::FromTensor(*back), w = testing::FromTensor(*want);
+  for (int64_t i = 0; i < w.size(); ++i) {
+    ASSERT_NEAR(g.v[i], w.v[i], c.tolerance * std::max(1.0, std::abs(w.v[i])))
+        << c.name << " element " << i;
+  }
+}
+
+TEST(CudaDeviceTest, WithoutAGpuCreateSaysWhy) {
+  if (CudaDeviceCount() > 0) GTEST_SKIP() << "this machine has a GPU";
+  auto d = CudaDevice::Create({});
+  ASSERT_FALSE(d.ok());
+  EXPECT_EQ(d.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(d.status().message(), HasSubstr("no CUDA GPU"));
+  EXPECT_EQ(CudaUnavailableReason(), std::string(d.status().message()));
+  // The CUDA kernels register all the same (float32 only).
+  EXPECT_TRUE(Kernels().Supports("MatMul", kDeviceCuda, DType::kFloat));
+  EXPECT_FALSE(Kernels().Supports("MatMul", kDeviceCuda, DType::kInt32));
+}
+
+TEST(CudaDeviceTest, CopiesRoundTripAndMemoryIsAccounted) {
+  SKIP_WITHOUT_GPU();
+  auto missing = CudaDevice::Create({.ordinal = CudaDeviceCount()});
+  EXPECT_EQ(missing.status().code(), absl::StatusCode::kFailedPrecondition);
+  const int64_t before = Gpu()->memory_stats().in_use_bytes;
+  Tensor host = testing::ToTensor(testing::Random(Shape{123, 45}), DType::kFloat);
+  {
+    absl::StatusOr<Tensor> dev = Gpu()->CopyFromHost(host);
+    ASSERT_TRUE(dev.ok()) << dev.status();
+    EXPECT_FALSE(dev->host_accessible());
+    EXPECT_EQ(Gpu()->memory_stats().in_use_bytes, before + 123 * 45 * 4);
+    absl::StatusOr<Tensor> back = Gpu()->CopyToHost(*dev);
+    ASSERT_TRUE(back.ok()) << back.status();
+    EXPECT_EQ(testing::FromTensor(*back).v, testing::FromTensor(host).v);
+  }
+  EXPECT_EQ(Gpu()->memory_stats().in_use_bytes, before);
+  EXPECT_GE(Gpu()->memory_stats().peak_in_use_bytes, 123 * 45 * 4);
+}
+
+TEST(CudaKernelTest, EveryKernelMatchesTheCpu) {
+  SKIP_WITHOUT_GPU();
+  using V = const std::vector<Output>&;
+  std::vector<Case> cases;
+  for (bool ta : {false, true}) {
+    for (bool tb : {false, true}) {
+      cases.push_back({absl::StrCat("MatMul ta=", ta, " tb=", tb),
+                       {ta ? Shape{53, 37} : Shape{37, 53}, tb ? Shape{29, 53} : Shape{53, 29}},
+                       [ta, tb](const Scope& s, V in) {
+                         return ops::MatMul(s, in[0], in[1], {.transpose_a = ta, .transpose_b = tb});
+                       },
+                       1e-4});
+    }
+  }
+  cases.push_back({"MatMul 256x512x128", {Shape{256, 512}, Shape{512, 128}},
+                   [](const Scope& s, V in) { return ops::MatMul(s, in[0], in[1]); }, 1e-4});
+  cases.push_back({"AddV2 same", {Shape{17, 33}, Shape{17, 33}},
+                   [](const Scope& s, V in) { return ops::AddV2(s, in[0], in[1]); }});
+  cases.push_back({"AddV2 row", {Shape{4, 5, 33}, Shape{33}},
+                   [](const Scope& s, V in) { return ops::AddV2(s, in[0], in[1]); }});
+  cases.push_back({"Sub scalar", {Shape{1000}, Shape{}},
+                   [](const Scope& s, V in) { return ops::Sub(s, in[0], in[1]); }});
+  cases.push_back({"Mul same", {Shape{3, 100000}, Shape{3, 100000}},
+                   [](const Scope& s, V in) { return ops::Mul(s, in[0], in[1]); }});
+  cases.push_back({"BiasAdd", {Shape{64, 512}, Shape{512}},
+                   [](const Scope& s, V in) { return ops::BiasAdd(s, in[0], in[1]); }});
+  cases.push_back({"Relu", {Shape{64, 513}},
+                   [](const Scope& s, V in) { return ops::Relu(s, in[0]); }});
+  cases.push_back({"ReluGrad", {Shape{64, 513}, Shape{64, 513}},
+                   [](const Scope& s, V in) { return ops::ReluGrad(s, in[0], in[1]); }});
+  cases.push_back({"BiasAddGrad", {Shape{1000, 10}},
+                   [](const Scope& s, V in) { return ops::BiasAddGrad(s, in[0]); }, 1e-4});
+  cases.push_back({"Softmax 7x1000", {Shape{7, 1000}},
+                   [](const Scope& s, V in) { return ops::Softmax(s, in[0]); }, 1e-4});
+  cases.push_back({"Softmax 300x10", {Shape{300, 10}},
+                   [](const Scope& s, V in) { return ops::Softmax(s, in[0]); }, 1e-4});
+  for (const Case& c : cases) ExpectGpuMatchesCpu(c);
+}
+
+TEST(CudaKernelTest, RejectsWhatItDoesNotDo) {
+  SKIP_WITHOUT_GPU();
+  Graph graph;
+  Scope s(&graph);
+  Output a = ops::Placeholder(s, DType::kFloat, Shape{3, 4});
+  Output col = ops::Placeholder(s, DType::kFloat, Shape{3, 1});
+  Output sum = ops::AddV2(s, a, col);
+  ASSERT_TRUE(s.ok()) << s.status();
+  Tensor ha = testing::ToTensor(testing::Random(Shape{3, 4}), DType::kFloat);
+  Tensor hc = testing::ToTensor(testing::Random(Shape{3, 1}), DType::kFloat);
+  auto column = RunKernel(*sum.node, Gpu(), {*Gpu()->CopyFromHost(ha), *Gpu()->CopyFromHost(hc)});
+  EXPECT_EQ(column.status().code(), absl::StatusCode::kUnimplemented);
+  EXPECT_THAT(column.status().message(), HasSubstr("[3,1]"));
+  auto on_host = RunKernel(*sum.node, Gpu(), {ha, hc});
+  EXPECT_EQ(on_host.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(on_host.status().message(), HasSubstr("is on cpu:0, not on cuda:0"));
+}
+
+}  // namespace
+}  // namespace gradserve
+
+#endif  // GRADSERVE_HAVE_CUDA
