@@ -21,14 +21,7 @@
 namespace gradserve {
 namespace {
 
-const KernelRegistry& Kernels() {
-  static const KernelRegistry* r = [] {
-    auto* registry = new KernelRegistry;
-    if (!RegisterCpuKernels(*registry).ok() || !RegisterCudaKernels(*registry).ok()) std::abort();
-    return registry;
-  }();
-  return *r;
-}
+const KernelRegistry& Kernels() { return CpuAndCudaKernels(); }
 
 Tensor RandomHost(const Shape& shape) {
   static std::mt19937 rng(3);

@@ -128,6 +128,9 @@ absl::Status RegisterCpuOptimizerKernels(KernelRegistry& registry);
 // The CUDA kernels (runtime/kernels/cuda/; library gradserve_cuda, built
 // with GRADSERVE_CUDA). Not in Global() until placement uses GPUs.
 absl::Status RegisterCudaKernels(KernelRegistry& registry);
+// Global()'s CPU kernels plus the CUDA kernels, built on first use (library
+// gradserve_cuda: its tests and benchmarks).
+const KernelRegistry& CpuAndCudaKernels();
 
 // Registration helper for templated kernels:
 //   RegisterTyped<float, double>(r, "Relu", [](const Node& n) -> ... for each T)

@@ -160,21 +160,23 @@ absl::StatusOr<int64_t> Trainer::ApplyStep(const PendingStep& pending) {
   return ++step_;
 }
 
+std::vector<std::string> Trainer::StateVariables() const {
+  std::vector<std::string> names(bundle_.meta.variables().begin(), bundle_.meta.variables().end());
+  names.insert(names.end(), train_.state_variables.begin(), train_.state_variables.end());
+  return names;
+}
+
 absl::StatusOr<std::vector<std::pair<std::string, Tensor>>> Trainer::StateTensors() const {
   std::vector<std::pair<std::string, Tensor>> tensors;
-  auto add = [&](const std::string& name) -> absl::Status {
+  for (const std::string& name : StateVariables()) {
     GS_ASSIGN_OR_RETURN(Tensor value, ReadVariable(*bundle_.session, name));
     tensors.emplace_back(name, std::move(value));
-    return absl::OkStatus();
-  };
-  for (const std::string& name : bundle_.meta.variables()) GS_RETURN_IF_ERROR(add(name));
-  for (const std::string& name : train_.state_variables) GS_RETURN_IF_ERROR(add(name));
+  }
   return tensors;
 }
 
 absl::Status Trainer::RestoreState(const std::map<std::string, Tensor>& tensors) {
-  std::vector<std::string> names(bundle_.meta.variables().begin(), bundle_.meta.variables().end());
-  names.insert(names.end(), train_.state_variables.begin(), train_.state_variables.end());
+  const std::vector<std::string> names = StateVariables();
   const Graph& graph = bundle_.session->graph();
   for (const std::string& name : names) {
     auto it = tensors.find(name);

@@ -99,6 +99,8 @@ class Trainer {
 
  private:
   Trainer() = default;
+  // The variables a checkpoint holds: the model's, then the optimizer state.
+  std::vector<std::string> StateVariables() const;
 
   SavedModelBundle bundle_;
   TrainGraph train_;

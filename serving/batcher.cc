@@ -4,6 +4,7 @@
 #include <cstring>
 #include <set>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "graph/status.h"
 
@@ -44,6 +45,11 @@ TensorMap Concatenate(const std::vector<BatchTask>& tasks, int64_t rows) {
 }
 
 }  // namespace
+
+std::string RequestOutcome(const absl::Status& status) {
+  if (status.ok()) return "success";
+  return absl::AsciiStrToLower(absl::StatusCodeToString(status.code()));
+}
 
 absl::StatusOr<std::unique_ptr<DynamicBatcher>> DynamicBatcher::Create(
     const BatcherOptions& options, BatchRunFn run) {

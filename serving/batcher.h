@@ -55,6 +55,10 @@ struct BatcherOptions {
 
 using TensorMap = std::map<std::string, Tensor>;
 
+// A request's outcome as metrics and logs name it: "success", or the status
+// code in lower case ("invalid_argument", "resource_exhausted", ...).
+std::string RequestOutcome(const absl::Status& status);
+
 // What one batch run produced for one task.
 struct TaskResult {
   TensorMap outputs;  // the task's own rows

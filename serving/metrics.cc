@@ -23,12 +23,6 @@ using prometheus::ClientMetric;
 using prometheus::MetricFamily;
 using prometheus::MetricType;
 
-// Same as Servable's outcome: "success" or the status code in lower case.
-std::string OutcomeOf(const absl::Status& status) {
-  if (status.ok()) return "success";
-  return absl::AsciiStrToLower(absl::StatusCodeToString(status.code()));
-}
-
 absl::Status CheckBuckets(const std::vector<double>& buckets, absl::string_view what) {
   if (buckets.empty()) return absl::InvalidArgumentError(absl::StrCat(what, " is empty"));
   for (size_t i = 1; i < buckets.size(); ++i) {
@@ -311,7 +305,7 @@ prometheus::Labels Metrics::KnownLabels(const std::string& model, const std::str
       if (known_.contains({model, version})) version_label = version;
     }
   }
-  return {{"model", model_label}, {"version", version_label}, {"outcome", OutcomeOf(status)}};
+  return {{"model", model_label}, {"version", version_label}, {"outcome", RequestOutcome(status)}};
 }
 
 std::vector<std::shared_ptr<prometheus::Collectable>> Metrics::collectables() const {

@@ -1,8 +1,10 @@
 #include "serving/model_config.h"
 
+#include <algorithm>
 #include <filesystem>
 #include <set>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "google/protobuf/io/tokenizer.h"
@@ -187,6 +189,20 @@ BatcherOptions BatcherOptionsFor(const inference::ModelConfig& c) {
 absl::Duration DefaultRequestTimeout(const inference::ModelConfig& c) {
   const uint64_t us = c.dynamic_batching().default_queue_policy().default_timeout_microseconds();
   return us > 0 ? absl::Microseconds(us) : absl::InfiniteDuration();
+}
+
+std::vector<int64_t> VersionFolders(const std::string& model_dir) {
+  std::vector<int64_t> versions;
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator(model_dir, ec)) {
+    int64_t v = 0;
+    if (entry.is_directory(ec) && absl::SimpleAtoi(entry.path().filename().string(), &v) &&
+        v > 0) {
+      versions.push_back(v);
+    }
+  }
+  std::sort(versions.begin(), versions.end());
+  return versions;
 }
 
 }  // namespace gradserve::serving

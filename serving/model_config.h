@@ -11,6 +11,7 @@
 #pragma once
 
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "proto/model_config.pb.h"
@@ -28,6 +29,10 @@ inline constexpr char kPlatform[] = "gradserve_savedmodel";
 // InvalidArgument naming the file and the line for text that does not parse,
 // or the field for an invalid value.
 absl::StatusOr<inference::ModelConfig> ReadModelConfig(const std::string& model_dir);
+
+// The version folders of `model_dir` (positive integer names), ascending;
+// empty when there are none or the folder cannot be read.
+std::vector<int64_t> VersionFolders(const std::string& model_dir);
 
 // The checks ReadModelConfig applies: name equals `model_name`, platform empty
 // or gradserve_savedmodel, max_batch_size >= 0, preferred batch sizes within

@@ -88,16 +88,7 @@ std::vector<std::string> ModelManager::RepositoryModels() const {
 }
 
 std::vector<int64_t> ModelManager::AvailableVersions(const std::string& model) const {
-  std::vector<int64_t> versions;
-  std::error_code ec;
-  for (const auto& entry : fs::directory_iterator(fs::path(options_.repository) / model, ec)) {
-    int64_t v = 0;
-    if (entry.is_directory() && absl::SimpleAtoi(entry.path().filename().string(), &v) && v > 0) {
-      versions.push_back(v);
-    }
-  }
-  std::sort(versions.begin(), versions.end());
-  return versions;
+  return VersionFolders((fs::path(options_.repository) / model).string());
 }
 
 void ModelManager::Start() {

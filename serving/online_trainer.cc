@@ -14,6 +14,7 @@
 #include "absl/strings/str_join.h"
 #include "graph/file_io.h"
 #include "graph/status.h"
+#include "serving/model_config.h"
 #include "serving/tensor_codec.h"
 
 namespace gradserve::serving {
@@ -23,11 +24,6 @@ namespace fs = std::filesystem;
 
 constexpr char kLossKey[] = "loss";
 constexpr char kStepKey[] = "step";
-
-std::string Outcome(const absl::Status& status) {
-  if (status.ok()) return "success";
-  return absl::AsciiStrToLower(absl::StatusCodeToString(status.code()));
-}
 
 template <typename T>
 Tensor Scalar(DType dtype, T value) {
@@ -69,19 +65,6 @@ Tensor KeepRows(const Tensor& t, const std::vector<bool>& keep, int64_t kept) {
     dst += row_bytes;
   }
   return out;
-}
-
-// The highest numbered version folder of `model_dir` (0 when none).
-int64_t HighestVersion(const std::string& model_dir) {
-  int64_t highest = 0;
-  std::error_code ec;
-  for (const auto& entry : fs::directory_iterator(model_dir, ec)) {
-    int64_t v = 0;
-    if (entry.is_directory(ec) && absl::SimpleAtoi(entry.path().filename().string(), &v)) {
-      highest = std::max(highest, v);
-    }
-  }
-  return highest;
 }
 
 }  // namespace
@@ -281,7 +264,7 @@ absl::Status OnlineTrainer::Validate(TrainRequest& r, BatchTask* task) const {
 void OnlineTrainer::Train(TrainRequest request, TrainCallback done) {
   auto finish = [this](const TrainCallback& cb, absl::StatusOr<TrainResult> r) {
     if (options_.observer.on_request) {
-      options_.observer.on_request(options_.model, options_.version, Outcome(r.status()));
+      options_.observer.on_request(options_.model, options_.version, RequestOutcome(r.status()));
     }
     cb(std::move(r));
   };
@@ -397,7 +380,11 @@ absl::StatusOr<OnlineTrainer::Exported> OnlineTrainer::Export(const std::string&
   GS_CHECK_ARG(version >= 0, "export_version must be >= 0 (0: the next free number), got ",
                version);
   Exported out;
-  out.version = version > 0 ? version : HighestVersion(model_dir) + 1;
+  if (version == 0) {
+    const std::vector<int64_t> versions = VersionFolders(model_dir);
+    version = versions.empty() ? 1 : versions.back() + 1;
+  }
+  out.version = version;
   out.path = absl::StrCat(model_dir, "/", out.version);
   std::error_code ec;
   if (fs::exists(out.path, ec)) {

@@ -25,13 +25,6 @@ std::string Names(const Tensors& tensors) {
 
 std::string ShapeString(const Shape& s) { return s.DebugString(); }
 
-// "success", or the failure reason metrics and logs use: the status code in
-// lower case ("invalid_argument", "resource_exhausted", ...).
-std::string Outcome(const absl::Status& status) {
-  if (status.ok()) return "success";
-  return absl::AsciiStrToLower(absl::StatusCodeToString(status.code()));
-}
-
 // Random values for warm-up inputs (any values will do; they only exercise the
 // kernels and build the executors).
 Tensor RandomTensor(DType dtype, const Shape& shape, std::mt19937& rng) {
@@ -259,7 +252,7 @@ void Servable::Finish(const InferCallback& done, absl::Time start,
     stats_.fail_ns += absl::ToInt64Nanoseconds(total);
   }
   if (observer_.on_request) {
-    observer_.on_request(name(), version_, Outcome(result.status()), total, queue, compute);
+    observer_.on_request(name(), version_, RequestOutcome(result.status()), total, queue, compute);
   }
   done(std::move(result));
 }

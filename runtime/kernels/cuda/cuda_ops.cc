@@ -3,6 +3,8 @@
 // scalar right-hand side), BiasAdd, BiasAddGrad, Relu, ReluGrad and Softmax on
 // the kernels of cwise_kernels.cu. Inputs and outputs live on the device; the
 // work is queued on the device's stream (nothing here waits for it).
+#include <cstdio>
+#include <cstdlib>
 #include <string>
 
 #include "absl/strings/str_cat.h"
@@ -184,6 +186,20 @@ absl::Status RegisterFloat(KernelRegistry& r, std::string op, Args... args) {
 }
 
 }  // namespace
+
+const KernelRegistry& CpuAndCudaKernels() {
+  static const KernelRegistry* registry = [] {
+    auto* r = new KernelRegistry;
+    absl::Status status = RegisterCpuKernels(*r);
+    if (status.ok()) status = RegisterCudaKernels(*r);
+    if (!status.ok()) {
+      fprintf(stderr, "kernel registration failed: %s\n", std::string(status.message()).c_str());
+      std::abort();
+    }
+    return r;
+  }();
+  return *registry;
+}
 
 absl::Status RegisterCudaKernels(KernelRegistry& r) {
   GS_RETURN_IF_ERROR(RegisterFloat<MatMulKernel>(r, "MatMul"));

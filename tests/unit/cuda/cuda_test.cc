@@ -34,17 +34,7 @@ CudaDevice* Gpu() {
 #define SKIP_WITHOUT_GPU() \
   if (Gpu() == nullptr) GTEST_SKIP() << CudaUnavailableReason()
 
-// The CPU and CUDA kernels.
-const KernelRegistry& Kernels() {
-  static const KernelRegistry* r = [] {
-    auto* registry = new KernelRegistry;
-    absl::Status s = RegisterCpuKernels(*registry);
-    if (s.ok()) s = RegisterCudaKernels(*registry);
-    if (!s.ok()) std::abort();
-    return registry;
-  }();
-  return *r;
-}
+const KernelRegistry& Kernels() { return CpuAndCudaKernels(); }
 
 // Runs `node`'s kernel for `device` on `inputs` (already on that device).
 absl::StatusOr<Tensor> RunKernel(const Node& node, Device* device,
