@@ -21,6 +21,12 @@ class Allocator {
   virtual absl::string_view device_name() const = 0;
   // True when the CPU may dereference the memory.
   virtual bool host_accessible() const = 0;
+  // Copies `bytes` between two buffers of this allocator (a device copies on
+  // its own stream, ordered after the work that wrote `src`).
+  virtual void CopyWithin(void* dst, const void* src, size_t bytes);
+  // Copies `bytes` from a buffer of this allocator to host memory `dst` and
+  // waits for it (a device: after the work queued before). False on failure.
+  virtual bool CopyToHostMemory(void* dst, const void* src, size_t bytes);
 };
 
 // The process-wide host allocator (never destroyed).

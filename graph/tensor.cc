@@ -53,8 +53,19 @@ absl::StatusOr<Tensor> Tensor::Reshaped(const Shape& shape) const {
 }
 
 Tensor Tensor::DeepCopy() const {
+  if (!buffer_) return Tensor(dtype_, shape_);
+  Allocator* allocator = buffer_->allocator();
+  Tensor t(allocator, dtype_, shape_);
+  if (bytes() > 0) allocator->CopyWithin(t.raw_data(), raw_data(), bytes());
+  return t;
+}
+
+absl::StatusOr<Tensor> Tensor::OnHost() const {
+  if (host_accessible()) return *this;
   Tensor t(dtype_, shape_);
-  if (bytes() > 0) std::memcpy(t.raw_data(), raw_data(), bytes());
+  if (bytes() > 0 && !buffer_->allocator()->CopyToHostMemory(t.raw_data(), raw_data(), bytes())) {
+    return absl::InternalError(absl::StrCat("copying a tensor from ", device(), " to the host failed"));
+  }
   return t;
 }
 

@@ -119,11 +119,16 @@ class Tensor {
   Tensor Slice(int64_t begin, int64_t end) const;
   // Same buffer viewed with another shape of the same element count.
   absl::StatusOr<Tensor> Reshaped(const Shape& shape) const;
-  // A new buffer on the host with the same contents.
+  // A new buffer from the same allocator (host or device) with the same contents.
   Tensor DeepCopy() const;
+  // This tensor when it is in host memory, else a host copy of it (waiting for
+  // the device); Internal if the device fails.
+  absl::StatusOr<Tensor> OnHost() const;
 
   // True when no other Tensor shares this buffer (kernels may then write in place).
   bool RefCountIsOne() const { return buffer_ && buffer_.use_count() == 1; }
+  // The allocator of the buffer (nullptr for an uninitialized tensor).
+  Allocator* allocator() const { return buffer_ ? buffer_->allocator() : nullptr; }
   bool SharesBufferWith(const Tensor& other) const {
     return buffer_ && buffer_ == other.buffer_;
   }

@@ -8,7 +8,9 @@
 #pragma once
 
 #include <memory>
+#include <cstdint>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "graph/allocator.h"
@@ -40,6 +42,9 @@ class Device {
   virtual absl::Status Synchronize() = 0;
   // Threads a kernel may use for one op (intra-op parallelism).
   virtual int intra_op_threads() const = 0;
+  // Makes this device current on the calling thread before its kernels run
+  // (a GPU: cudaSetDevice). The executor calls it; CPU: nothing to do.
+  virtual absl::Status Activate() const { return absl::OkStatus(); }
 
  protected:
   Device(std::string name, absl::string_view type) : name_(std::move(name)), type_(type) {}
@@ -75,5 +80,45 @@ class CpuDevice final : public Device {
   std::unique_ptr<Eigen::ThreadPool> pool_;
   std::unique_ptr<Eigen::ThreadPoolDevice> eigen_device_;
 };
+
+// -- GPUs ----------------------------------------------------------------------
+// Built with GRADSERVE_CUDA (runtime/cuda/); otherwise every GPU request fails
+// with the reason (runtime/gpu_unavailable.cc).
+
+// How float32 matrix products run on a GPU.
+enum class MatMulPrecision {
+  kFloat32,   // IEEE float32 (cuBLAS pedantic math): matches the CPU to ~1e-6
+  kTf32,      // TF32 tensor cores: ~1e-3 relative error
+  kBFloat16,  // operands rounded to bfloat16, float32 accumulation
+  kFloat16,   // operands rounded to float16, float32 accumulation
+};
+// "float32", "tf32", "bfloat16", "float16"; InvalidArgument naming the choices.
+absl::StatusOr<MatMulPrecision> ParseMatMulPrecision(absl::string_view name);
+
+struct GpuOptions {
+  int ordinal = 0;  // cuda:<ordinal>
+  // Bytes the stream-ordered memory pool keeps cached when the stream
+  // synchronizes (cudaMemPoolAttrReleaseThreshold); the default keeps all.
+  uint64_t pool_release_threshold = UINT64_MAX;
+  MatMulPrecision matmul_precision = MatMulPrecision::kFloat32;
+};
+
+// The GPUs this process can use: 0 when built without CUDA, or without a GPU
+// or a driver.
+int GpuCount();
+// Why GpuCount() is 0, or "".
+std::string GpuUnavailableReason();
+// A cuda:N device; FailedPrecondition with the reason when there is no such GPU.
+absl::StatusOr<std::unique_ptr<Device>> CreateGpuDevice(const GpuOptions& options);
+
+// Memory of one GPU, for every device object this process made on it.
+struct GpuMemoryStats {
+  std::string device;               // "cuda:0"
+  int64_t in_use_bytes = 0;         // tensors alive
+  int64_t peak_in_use_bytes = 0;    // since the process started
+  int64_t pool_reserved_bytes = 0;  // the memory pool's reservation from the driver
+};
+// One entry per GPU this process has used; empty without any.
+std::vector<GpuMemoryStats> GpuMemoryUsage();
 
 }  // namespace gradserve

@@ -12,9 +12,10 @@
 namespace gradserve {
 
 struct Executor::Item {
-  const Node* node;
+  const Node* node;  // nullptr for a copy (Note [Copy nodes])
   std::unique_ptr<OpKernel> kernel;
   Device* device;
+  const CopyStep* copy = nullptr;
   std::vector<int> input_slots;  // slot of each data input
   int output_base;               // slot of output 0
   std::vector<int> consumers;    // items waiting on this one (one entry per edge)
@@ -49,15 +50,19 @@ absl::StatusOr<std::unique_ptr<Executor>> Executor::Create(const ExecutionPlan& 
   if (options.resources == nullptr) return absl::InternalError("executor needs a ResourceMgr");
   std::unique_ptr<Executor> ex(new Executor);
   ex->options_ = options;
-  const KernelRegistry& kernels = KernelRegistry::Global();
+  const KernelRegistry& kernels =
+      options.kernels != nullptr ? *options.kernels : KernelRegistry::Global();
 
   absl::flat_hash_map<int, int> item_of;  // node id -> item index
   absl::flat_hash_map<int, int> base_of;  // node id -> output_base
-  ex->items_.resize(plan.nodes.size());
+  const int num_nodes = static_cast<int>(plan.nodes.size());
+  const int num_copies = static_cast<int>(plan.copies.size());
+  ex->copies_ = plan.copies;
+  ex->items_.resize(num_nodes + num_copies);
   int slots = 0;
-  for (size_t i = 0; i < plan.nodes.size(); ++i) {
+  for (int i = 0; i < num_nodes; ++i) {
     const Node* node = plan.nodes[i];
-    item_of[node->id()] = static_cast<int>(i);
+    item_of[node->id()] = i;
     base_of[node->id()] = slots;
     slots += node->num_outputs();
   }
@@ -68,6 +73,8 @@ absl::StatusOr<std::unique_ptr<Executor>> Executor::Create(const ExecutionPlan& 
       slots += f.node->num_outputs();
     }
   }
+  const int copy_base = slots;  // copy c writes slot copy_base + c
+  slots += num_copies;
   ex->num_slots_ = slots;
   ex->slot_uses_.assign(slots, 0);
   ex->slot_fed_.assign(slots, false);
@@ -77,13 +84,43 @@ absl::StatusOr<std::unique_ptr<Executor>> Executor::Create(const ExecutionPlan& 
     ex->slot_fed_[slot] = true;
     ex->slot_uses_[slot] += 1;  // the caller's tensor stays referenced by the caller anyway
   }
-  for (const NodeOut& f : plan.fetches) {
-    const int slot = base_of[f.node->id()] + f.index;
+  for (size_t k = 0; k < plan.fetches.size(); ++k) {
+    const NodeOut& f = plan.fetches[k];
+    const int copy = k < plan.fetch_copies.size() ? plan.fetch_copies[k] : -1;
+    const int slot = copy >= 0 ? copy_base + copy : base_of[f.node->id()] + f.index;
     ex->fetch_slots_.push_back(slot);
     ex->slot_uses_[slot] += 1;
   }
 
-  for (size_t i = 0; i < plan.nodes.size(); ++i) {
+  // Item `consumer` reads `slot`, written by item `producer` (-1: fed or
+  // outside the plan).
+  auto connect = [&ex](int consumer, int slot, int producer) {
+    Item& item = ex->items_[consumer];
+    item.input_slots.push_back(slot);
+    ex->slot_uses_[slot] += 1;
+    if (producer >= 0 && !ex->slot_fed_[slot]) {
+      ex->items_[producer].consumers.push_back(consumer);
+      ++item.pending;
+    }
+  };
+  auto producer_of = [&item_of](const NodeOut& out) {
+    auto it = item_of.find(out.node->id());
+    return it == item_of.end() ? -1 : it->second;
+  };
+
+  for (int c = 0; c < num_copies; ++c) {
+    const CopyStep& copy = ex->copies_[c];
+    Item& item = ex->items_[num_nodes + c];
+    item.node = nullptr;
+    item.copy = &copy;
+    item.device = copy.to->type() == kDeviceCpu ? copy.from : copy.to;
+    item.output_base = copy_base + c;
+    item.pending = 0;
+    // A copy to the host waits for the device; one to a device only queues.
+    item.expensive = copy.to->type() == kDeviceCpu;
+    connect(num_nodes + c, base_of[copy.src.node->id()] + copy.src.index, producer_of(copy.src));
+  }
+  for (int i = 0; i < num_nodes; ++i) {
     const Node* node = plan.nodes[i];
     Item& item = ex->items_[i];
     item.node = node;
@@ -92,24 +129,27 @@ absl::StatusOr<std::unique_ptr<Executor>> Executor::Create(const ExecutionPlan& 
     item.pending = 0;
     GS_ASSIGN_OR_RETURN(item.kernel, kernels.CreateKernel(*node, item.device->type()));
     item.expensive = item.kernel->IsExpensive();
-    for (const NodeOut& in : node->inputs()) {
-      const int slot = base_of[in.node->id()] + in.index;
-      item.input_slots.push_back(slot);
-      ex->slot_uses_[slot] += 1;
-      auto it = item_of.find(in.node->id());
-      if (it != item_of.end() && !ex->slot_fed_[slot]) {
-        ex->items_[it->second].consumers.push_back(static_cast<int>(i));
-        ++item.pending;
+    for (int j = 0; j < node->num_inputs(); ++j) {
+      const int copy = i < static_cast<int>(plan.input_copies.size())
+                           ? plan.input_copies[i][j]
+                           : -1;
+      if (copy >= 0) {
+        connect(i, copy_base + copy, num_nodes + copy);
+      } else {
+        const NodeOut& in = node->input(j);
+        connect(i, base_of[in.node->id()] + in.index, producer_of(in));
       }
     }
     for (const Node* c : node->control_inputs()) {
       auto it = item_of.find(c->id());
       if (it != item_of.end()) {
-        ex->items_[it->second].consumers.push_back(static_cast<int>(i));
+        ex->items_[it->second].consumers.push_back(i);
         ++item.pending;
       }
     }
-    if (item.pending == 0) ex->roots_.push_back(static_cast<int>(i));
+  }
+  for (int i = 0; i < num_nodes + num_copies; ++i) {
+    if (ex->items_[i].pending == 0) ex->roots_.push_back(i);
   }
   return ex;
 }
@@ -117,6 +157,7 @@ absl::StatusOr<std::unique_ptr<Executor>> Executor::Create(const ExecutionPlan& 
 absl::Status Executor::Process(RunState* state, int index,
                                absl::InlinedVector<int, 8>* ready) const {
   const Item& item = items_[index];
+  if (item.copy != nullptr) return ProcessCopy(state, item, ready);
   OpKernelContext ctx(item.device, options_.resources, item.node->num_outputs());
   absl::InlinedVector<const Tensor*, 4> inputs;
   absl::InlinedVector<Tensor*, 4> owned;
@@ -132,7 +173,9 @@ absl::Status Executor::Process(RunState* state, int index,
   }
   ctx.set_inputs(std::move(inputs));
   ctx.set_forwardable(std::move(owned));
-  absl::Status status = item.kernel->Compute(ctx);
+  absl::Status status =
+      item.device->type() == kDeviceCpu ? absl::OkStatus() : item.device->Activate();
+  if (status.ok()) status = item.kernel->Compute(ctx);
   if (!status.ok()) {
     return absl::Status(status.code(), absl::StrCat("node '", item.node->name(), "' (",
                                                     item.node->op(), "): ", status.message()));
@@ -149,6 +192,11 @@ absl::Status Executor::Process(RunState* state, int index,
     }
     state->values[slot] = std::move(outs[i]);
   }
+  Finish(state, item, ready);
+  return absl::OkStatus();
+}
+
+void Executor::Finish(RunState* state, const Item& item, absl::InlinedVector<int, 8>* ready) const {
   // Release inputs whose last consumer this was.
   for (int slot : item.input_slots) {
     if (state->uses[slot].fetch_sub(1, std::memory_order_acq_rel) == 1) {
@@ -158,6 +206,24 @@ absl::Status Executor::Process(RunState* state, int index,
   for (int c : item.consumers) {
     if (state->pending[c].fetch_sub(1, std::memory_order_acq_rel) == 1) ready->push_back(c);
   }
+}
+
+absl::Status Executor::ProcessCopy(RunState* state, const Item& item,
+                                   absl::InlinedVector<int, 8>* ready) const {
+  const CopyStep& copy = *item.copy;
+  const Tensor& in = state->values[item.input_slots[0]];
+  auto where = [&copy] {
+    return absl::StrCat("copy of '", copy.src.node->name(), ":", copy.src.index, "' from ",
+                        copy.from->name(), " to ", copy.to->name());
+  };
+  if (!in.initialized()) return absl::InternalError(absl::StrCat(where(), ": no value"));
+  absl::StatusOr<Tensor> out = copy.to->type() == kDeviceCpu ? copy.from->CopyToHost(in)
+                                                              : copy.to->CopyFromHost(in);
+  if (!out.ok()) {
+    return absl::Status(out.status().code(), absl::StrCat(where(), ": ", out.status().message()));
+  }
+  state->values[item.output_base] = *std::move(out);
+  Finish(state, item, ready);
   return absl::OkStatus();
 }
 

@@ -10,7 +10,11 @@
 // started; Run() waits for the nodes in flight and returns the error, prefixed
 // with the failing node's name.
 //
-// Tensors are released as soon as their last consumer has run.
+// Tensors are released as soon as their last consumer has run. Copies between
+// memories (Note [Copy nodes], runtime/master.h) are items of their own. A
+// GPU kernel returns once its work is queued on the device's stream; the
+// stream runs it in order, so a consumer queued later sees its result, and a
+// copy to the host waits for it.
 #pragma once
 
 #include <memory>
@@ -29,6 +33,9 @@ class Executor {
     // Runs expensive ready nodes in parallel; nullptr = everything inline.
     Eigen::ThreadPool* inter_op_pool = nullptr;
     ResourceMgr* resources = nullptr;  // required
+    // Where kernels come from (nullptr: KernelRegistry::Global()); the plan
+    // must have been built with the same registry.
+    const KernelRegistry* kernels = nullptr;
   };
 
   static absl::StatusOr<std::unique_ptr<Executor>> Create(const ExecutionPlan& plan,
@@ -45,8 +52,13 @@ class Executor {
   Executor() = default;
   void RunFrom(RunState* state, int first) const;
   absl::Status Process(RunState* state, int item, absl::InlinedVector<int, 8>* ready) const;
+  absl::Status ProcessCopy(RunState* state, const Item& item,
+                           absl::InlinedVector<int, 8>* ready) const;
+  // Releases `item`'s inputs and readies its consumers.
+  void Finish(RunState* state, const Item& item, absl::InlinedVector<int, 8>* ready) const;
 
   Options options_;
+  std::vector<CopyStep> copies_;  // Item::copy points into this
   std::vector<Item> items_;
   std::vector<int> roots_;
   int num_slots_ = 0;

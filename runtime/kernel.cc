@@ -81,6 +81,9 @@ const KernelRegistry& KernelRegistry::Global() {
   static const KernelRegistry* registry = [] {
     auto* r = new KernelRegistry;
     absl::Status status = RegisterCpuKernels(*r);
+#ifdef GRADSERVE_HAVE_CUDA
+    if (status.ok()) status = RegisterCudaKernels(*r);
+#endif
     if (!status.ok()) {
       fprintf(stderr, "kernel registration failed: %s\n", std::string(status.message()).c_str());
       std::abort();

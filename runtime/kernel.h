@@ -94,6 +94,28 @@ struct KernelDef {
   std::string type_attr;
   std::vector<DType> types;
   KernelFactory factory;
+  // Inputs the kernel reads on the host (shapes, axes, permutations) and
+  // outputs it writes on the host (Shape, resource handles), though it runs on
+  // a device: placement copies such tensors to and from host memory, not the
+  // device's (TensorFlow's HostMemory). Indices into the node's inputs/outputs;
+  // a negative input index counts from the end (-1: the last input, e.g.
+  // ConcatV2's axis after its N values).
+  std::vector<int> host_memory_inputs;
+  std::vector<int> host_memory_outputs;
+
+  // Whether input `i` of a node with `num_inputs` inputs is in host memory.
+  bool HostMemoryInput(int i, int num_inputs) const {
+    for (int h : host_memory_inputs) {
+      if (h == i || h == i - num_inputs) return true;
+    }
+    return false;
+  }
+};
+
+// Where a device kernel wants some of its arguments (KernelDef's fields).
+struct HostMemory {
+  std::vector<int> inputs;
+  std::vector<int> outputs;
 };
 
 // Thread safety: built once at start-up, then read concurrently.
@@ -110,7 +132,8 @@ class KernelRegistry {
   absl::StatusOr<std::unique_ptr<OpKernel>> CreateKernel(const Node& node,
                                                          absl::string_view device_type) const;
 
-  // Every kernel of every device compiled in, built on first use.
+  // Every kernel of every device compiled in (CPU, and CUDA when built with
+  // GRADSERVE_CUDA), built on first use.
   static const KernelRegistry& Global();
 
  private:
@@ -125,12 +148,8 @@ absl::Status RegisterCpuNnKernels(KernelRegistry& registry);
 absl::Status RegisterCpuArrayKernels(KernelRegistry& registry);
 absl::Status RegisterCpuStateKernels(KernelRegistry& registry);
 absl::Status RegisterCpuOptimizerKernels(KernelRegistry& registry);
-// The CUDA kernels (runtime/kernels/cuda/; library gradserve_cuda, built
-// with GRADSERVE_CUDA). Not in Global() until placement uses GPUs.
+// The CUDA kernels (runtime/kernels/cuda/; built with GRADSERVE_CUDA).
 absl::Status RegisterCudaKernels(KernelRegistry& registry);
-// Global()'s CPU kernels plus the CUDA kernels, built on first use (library
-// gradserve_cuda: its tests and benchmarks).
-const KernelRegistry& CpuAndCudaKernels();
 
 // Registration helper for templated kernels:
 //   RegisterTyped<float, double>(r, "Relu", [](const Node& n) -> ... for each T)
@@ -142,8 +161,12 @@ struct TypeList {};
 template <typename... Ts, typename Make>
 absl::Status RegisterTyped(KernelRegistry& registry, std::string op, TypeList<Ts...>,
                            Make make, std::string type_attr = "T",
-                           absl::string_view device = kDeviceCpu) {
-  KernelDef def{.op = std::move(op), .device_type = device, .type_attr = type_attr};
+                           absl::string_view device = kDeviceCpu, HostMemory host = {}) {
+  KernelDef def{.op = std::move(op),
+                .device_type = device,
+                .type_attr = type_attr,
+                .host_memory_inputs = std::move(host.inputs),
+                .host_memory_outputs = std::move(host.outputs)};
   def.types = {DTypeOf<Ts>::value...};
   def.factory = [make, type_attr](const Node& node)
       -> absl::StatusOr<std::unique_ptr<OpKernel>> {
@@ -161,25 +184,28 @@ absl::Status RegisterTyped(KernelRegistry& registry, std::string op, TypeList<Ts
 // Shorthand for a kernel class template K<T> constructed from the node.
 template <template <typename> class K, typename... Ts>
 absl::Status RegisterKernelClass(KernelRegistry& registry, std::string op, TypeList<Ts...> types,
-                                 std::string type_attr = "T") {
+                                 std::string type_attr = "T",
+                                 absl::string_view device = kDeviceCpu, HostMemory host = {}) {
   return RegisterTyped(
       registry, std::move(op), types,
       []<typename T>(const Node& node) -> absl::StatusOr<std::unique_ptr<OpKernel>> {
         return std::unique_ptr<OpKernel>(new K<T>(node));
       },
-      std::move(type_attr));
+      std::move(type_attr), device, std::move(host));
 }
 
 // A kernel with no dtype constraint (NoOp, Const, ...).
 template <typename K>
 absl::Status RegisterUntyped(KernelRegistry& registry, std::string op,
-                             absl::string_view device = kDeviceCpu) {
+                             absl::string_view device = kDeviceCpu, HostMemory host = {}) {
   return registry.Register(KernelDef{
       .op = std::move(op),
       .device_type = device,
       .factory = [](const Node& node) -> absl::StatusOr<std::unique_ptr<OpKernel>> {
         return std::unique_ptr<OpKernel>(new K(node));
-      }});
+      },
+      .host_memory_inputs = std::move(host.inputs),
+      .host_memory_outputs = std::move(host.outputs)});
 }
 
 }  // namespace gradserve

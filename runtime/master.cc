@@ -1,5 +1,10 @@
 #include "runtime/master.h"
 
+#include <algorithm>
+#include <map>
+#include <tuple>
+
+#include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
 #include "graph/status.h"
@@ -10,6 +15,12 @@ namespace gradserve {
 Device* DeviceSet::Find(absl::string_view name) const {
   for (const auto& d : devices_)
     if (d->name() == name) return d.get();
+  return nullptr;
+}
+
+Device* DeviceSet::host() const {
+  for (const auto& d : devices_)
+    if (d->type() == kDeviceCpu) return d.get();
   return nullptr;
 }
 
@@ -26,8 +37,8 @@ std::string NormalizeDeviceName(absl::string_view requested) {
   return out;
 }
 
-absl::StatusOr<Device*> PlaceNode(const Node& node, const DeviceSet& devices) {
-  const KernelRegistry& kernels = KernelRegistry::Global();
+absl::StatusOr<Device*> PlaceNode(const Node& node, const DeviceSet& devices,
+                                  const KernelRegistry& kernels) {
   // Prefer the requested device, then the default, then any device with a kernel.
   std::vector<Device*> candidates;
   if (!node.requested_device().empty()) {
@@ -47,10 +58,93 @@ absl::StatusOr<Device*> PlaceNode(const Node& node, const DeviceSet& devices) {
       absl::StrCat("node '", node.name(), "' cannot be placed: ", last.message()));
 }
 
+// The dtype a node's kernel is chosen by, for the fallback summary.
+std::string KernelDType(const Node& node) {
+  for (const char* attr : {"T", "dtype", "SrcT", "Tparams"}) {
+    absl::StatusOr<DType> t = node.GetAttr<DType>(attr);
+    if (t.ok()) return std::string(DTypeName(*t));
+  }
+  return "";
+}
+
+bool Contains(const std::vector<int>& v, int x) {
+  return std::find(v.begin(), v.end(), x) != v.end();
+}
+
+// Note [Copy nodes]: which memory holds each output and wants each input.
+class Partitioner {
+ public:
+  Partitioner(const DeviceSet& devices, const KernelRegistry& kernels,
+              const absl::flat_hash_set<std::pair<int, int>>& fed, ExecutionPlan& plan)
+      : host_(devices.host()), kernels_(kernels), fed_(fed), plan_(plan) {}
+
+  absl::Status Run() {
+    for (size_t i = 0; i < plan_.nodes.size(); ++i) {
+      device_of_[plan_.nodes[i]->id()] = plan_.devices[i];
+    }
+    plan_.input_copies.resize(plan_.nodes.size());
+    for (size_t i = 0; i < plan_.nodes.size(); ++i) {
+      const Node& node = *plan_.nodes[i];
+      Device* device = plan_.devices[i];
+      const KernelDef* def = nullptr;
+      if (device->type() != kDeviceCpu) {
+        GS_ASSIGN_OR_RETURN(def, kernels_.Find(node, device->type()));
+      }
+      for (int j = 0; j < node.num_inputs(); ++j) {
+        Device* want =
+            (def == nullptr || def->HostMemoryInput(j, node.num_inputs())) ? host_ : device;
+        GS_ASSIGN_OR_RETURN(int copy, CopyFor(node.input(j), want));
+        plan_.input_copies[i].push_back(copy);
+      }
+    }
+    for (const NodeOut& f : plan_.fetches) {
+      GS_ASSIGN_OR_RETURN(int copy, CopyFor(f, host_));
+      plan_.fetch_copies.push_back(copy);
+    }
+    return absl::OkStatus();
+  }
+
+ private:
+  // The memory that holds `out`: fed outputs are host tensors.
+  absl::StatusOr<Device*> MemoryOf(const NodeOut& out) {
+    if (fed_.contains({out.node->id(), out.index})) return host_;
+    auto it = device_of_.find(out.node->id());
+    if (it == device_of_.end() || it->second->type() == kDeviceCpu) return host_;
+    GS_ASSIGN_OR_RETURN(const KernelDef* def, kernels_.Find(*out.node, it->second->type()));
+    return Contains(def->host_memory_outputs, out.index) ? host_ : it->second;
+  }
+
+  // The copy bringing `out` into `want`'s memory (made once), or -1.
+  absl::StatusOr<int> CopyFor(const NodeOut& out, Device* want) {
+    GS_ASSIGN_OR_RETURN(Device * from, MemoryOf(out));
+    if (from == want) return -1;
+    if (from != host_ && want != host_) {
+      return absl::UnimplementedError(absl::StrCat("'", out.node->name(), ":", out.index,
+                                                   "' would be copied from ", from->name(),
+                                                   " to ", want->name(),
+                                                   "; a model runs on one GPU"));
+    }
+    const auto key = std::make_tuple(out.node->id(), out.index, want);
+    auto [it, inserted] = copies_.try_emplace(key, static_cast<int>(plan_.copies.size()));
+    if (inserted) plan_.copies.push_back(CopyStep{out, from, want});
+    return it->second;
+  }
+
+  Device* host_;
+  const KernelRegistry& kernels_;
+  const absl::flat_hash_set<std::pair<int, int>>& fed_;
+  ExecutionPlan& plan_;
+  absl::flat_hash_map<int, Device*> device_of_;
+  absl::flat_hash_map<std::tuple<int, int, Device*>, int> copies_;
+};
+
 }  // namespace
 
 absl::StatusOr<ExecutionPlan> BuildExecutionPlan(const Graph& graph, const DeviceSet& devices,
-                                                 const RunSignature& signature) {
+                                                 const RunSignature& signature,
+                                                 const KernelRegistry* registry) {
+  const KernelRegistry& kernels = registry != nullptr ? *registry : KernelRegistry::Global();
+  if (devices.host() == nullptr) return absl::InternalError("a device set needs a CPU");
   ExecutionPlan plan;
   absl::flat_hash_set<std::pair<int, int>> fed;
   for (const std::string& name : signature.feeds) {
@@ -86,12 +180,22 @@ absl::StatusOr<ExecutionPlan> BuildExecutionPlan(const Graph& graph, const Devic
   }
 
   // Place, in topological order (graph insertion order).
+  std::map<std::string, int> fallbacks;
+  const bool host_default = devices.default_device()->type() == kDeviceCpu;
   for (const auto& node : graph.nodes()) {
     if (!needed[node->id()]) continue;
-    GS_ASSIGN_OR_RETURN(Device * device, PlaceNode(*node, devices));
+    GS_ASSIGN_OR_RETURN(Device * device, PlaceNode(*node, devices, kernels));
     plan.nodes.push_back(node.get());
     plan.devices.push_back(device);
+    if (!host_default && device->type() == kDeviceCpu) {
+      const std::string dtype = KernelDType(*node);
+      ++fallbacks[dtype.empty() ? node->op() : absl::StrCat(node->op(), " (", dtype, ")")];
+    }
   }
+  for (const auto& [what, n] : fallbacks) plan.fallbacks.push_back(absl::StrCat(what, " x", n));
+
+  // Partition: copies between memories (Note [Copy nodes]).
+  GS_RETURN_IF_ERROR(Partitioner(devices, kernels, fed, plan).Run());
   return plan;
 }
 

@@ -57,4 +57,9 @@ class ResourceMgr {
   absl::flat_hash_map<std::string, std::unique_ptr<Var>> vars_ ABSL_GUARDED_BY(mu_);
 };
 
+// The Var a resource handle tensor (VarHandleOp's output, in host memory)
+// points to; InvalidArgument for anything but a scalar resource tensor.
+// (Defined with the CPU state kernels.)
+absl::StatusOr<Var*> VarFromHandle(const Tensor& handle);
+
 }  // namespace gradserve

@@ -27,7 +27,7 @@ absl::StatusOr<Tensor> ReadVariableOf(Session& session, const Node& node) {
     return absl::FailedPreconditionError(
         absl::StrCat("variable '", node.name(), "' has no value: ", value.status().message()));
   }
-  return value;
+  return value->OnHost();  // variables a GPU uses live there
 }
 
 template <typename Map>

@@ -23,6 +23,11 @@ absl::StatusOr<std::unique_ptr<Session>> Session::Create(std::unique_ptr<Graph> 
   }
   std::unique_ptr<Session> session(new Session);
   session->graph_ = std::move(graph);
+  session->on_placement_ = options.on_placement;
+  if (options.gpu.has_value()) {
+    GS_ASSIGN_OR_RETURN(std::unique_ptr<Device> gpu, CreateGpuDevice(*options.gpu));
+    session->devices_.Add(std::move(gpu));
+  }
   GS_ASSIGN_OR_RETURN(std::unique_ptr<CpuDevice> cpu,
                       CpuDevice::Create({.intra_op_threads = options.intra_op_threads}));
   session->devices_.Add(std::move(cpu));
@@ -52,6 +57,7 @@ absl::StatusOr<std::shared_ptr<const Executor>> Session::GetExecutor(
     RunSignature sig{.fetches = fetches, .targets = targets};
     for (const auto& [name, t] : feeds) sig.feeds.push_back(name);
     GS_ASSIGN_OR_RETURN(ExecutionPlan plan, BuildExecutionPlan(*graph_, devices_, sig));
+    if (on_placement_) on_placement_(sig, plan);
     GS_ASSIGN_OR_RETURN(std::unique_ptr<Executor> executor,
                         Executor::Create(plan, {.inter_op_pool = inter_op_pool_.get(),
                                                 .resources = &resources_}));
@@ -65,6 +71,10 @@ absl::StatusOr<std::shared_ptr<const Executor>> Session::GetExecutor(
   for (size_t i = 0; i < feeds.size(); ++i) {
     const NodeOut& out = cached->feeds[i];
     const Tensor& t = feeds[i].second;
+    if (!t.host_accessible()) {
+      return absl::InvalidArgumentError(absl::StrCat("feed '", feeds[i].first, "' is on ",
+                                                     t.device(), "; feeds are host tensors"));
+    }
     if (t.dtype() != out.node->output_type(out.index)) {
       return absl::InvalidArgumentError(absl::StrCat(
           "feed '", feeds[i].first, "' is ", DTypeName(t.dtype()), " but the graph expects ",

@@ -7,7 +7,9 @@
 // live in the session's ResourceMgr and persist across runs.
 #pragma once
 
+#include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -29,6 +31,13 @@ struct SessionOptions {
   // Threads running independent expensive ops at once; 0 = hardware threads,
   // 1 = run every op on the calling thread.
   int inter_op_threads = 0;
+  // Set: the default device is this GPU (cuda:N); nodes without a CUDA kernel
+  // fall back to the CPU, with copies between them (Note [Copy nodes]).
+  // Create fails with FailedPrecondition when the GPU is not there.
+  std::optional<GpuOptions> gpu;
+  // Called once per new executor with its plan (placement, copies and
+  // fallbacks), e.g. to log them; may be empty.
+  std::function<void(const RunSignature&, const ExecutionPlan&)> on_placement;
 };
 
 using FeedList = std::vector<std::pair<std::string, Tensor>>;
@@ -62,6 +71,7 @@ class Session {
   DeviceSet devices_;
   ResourceMgr resources_;
   std::unique_ptr<Eigen::ThreadPool> inter_op_pool_;
+  std::function<void(const RunSignature&, const ExecutionPlan&)> on_placement_;
 
   struct CachedExecutor {
     std::shared_ptr<const Executor> executor;

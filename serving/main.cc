@@ -9,10 +9,14 @@
 #include <signal.h>
 
 #include <iostream>
+#include <optional>
 #include <string>
 #include <vector>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
+#include "graph/status.h"
 #include "absl/time/clock.h"
 #include "boost/program_options.hpp"
 #include "serving/grpc_server.h"
@@ -40,7 +44,40 @@ struct Flags {
   int inter_op_threads = 0;
   std::string address = "0.0.0.0";
   std::string checkpoint_dir;
+  std::string device = "auto";
+  std::string gpu_matmul_precision = "float32";
 };
+
+// --device: the GPU that models without an instance_group kind (KIND_AUTO)
+// run on, or nullopt for the CPU. "auto": cuda:0 when there is a GPU; "cpu";
+// "cuda:N" (or "gpu:N"): that GPU, which must exist.
+absl::StatusOr<std::optional<GpuOptions>> ServerDevice(const Flags& flags) {
+  GS_ASSIGN_OR_RETURN(MatMulPrecision precision,
+                      ParseMatMulPrecision(flags.gpu_matmul_precision));
+  GpuOptions gpu{.matmul_precision = precision};
+  if (flags.device == "cpu") return std::nullopt;
+  if (flags.device == "auto") {
+    if (GpuCount() == 0) return std::nullopt;
+    return gpu;
+  }
+  absl::string_view d = flags.device;
+  if (!absl::ConsumePrefix(&d, "cuda:") && !absl::ConsumePrefix(&d, "gpu:")) {
+    return absl::InvalidArgumentError(absl::StrCat("--device=", flags.device,
+                                                   ": expected auto, cpu or cuda:N"));
+  }
+  if (!absl::SimpleAtoi(d, &gpu.ordinal) || gpu.ordinal < 0) {
+    return absl::InvalidArgumentError(absl::StrCat("--device=", flags.device,
+                                                   ": the GPU number must be an integer >= 0"));
+  }
+  if (gpu.ordinal >= GpuCount()) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("--device=", flags.device, ": no such GPU (",
+                     GpuCount() == 0 ? GpuUnavailableReason()
+                                     : absl::StrCat("this machine has ", GpuCount()),
+                     ")"));
+  }
+  return gpu;
+}
 
 void Log(absl::string_view message) {
   std::cerr << absl::FormatTime("%Y-%m-%d %H:%M:%E3S", absl::Now(), absl::LocalTimeZone())
@@ -60,8 +97,22 @@ int Serve(const Flags& flags) {
   sigaddset(&signals, SIGINT);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
+  absl::StatusOr<std::optional<GpuOptions>> device = ServerDevice(flags);
+  if (!device.ok()) {
+    Log(device.status().message());
+    return 2;
+  }
+  Log(device->has_value() ? absl::StrCat("models run on cuda:", (*device)->ordinal,
+                                         " unless their instance_group says KIND_CPU")
+                          : absl::StrCat("models run on the CPU unless their instance_group "
+                                         "says KIND_GPU",
+                                         GpuCount() == 0
+                                             ? absl::StrCat(" (no GPU: ", GpuUnavailableReason(), ")")
+                                             : ""));
+
   ModelManagerOptions options;
   options.repository = flags.model_repository;
+  options.session.gpu = *device;
   options.mode = *mode;
   options.poll_interval = absl::Seconds(flags.repository_poll_secs);
   options.startup_models = flags.load_model;
@@ -178,6 +229,13 @@ int main(int argc, char** argv) {
       ("checkpoint-dir", po::value(&f.checkpoint_dir)->value_name("DIR"),
        "where trainable models keep their checkpoints: DIR/<model>/<version>/ (default: "
        "<model-repository>/<model>/<version>/checkpoints)")
+      ("device", po::value(&f.device)->default_value(f.device),
+       "where models without an instance_group kind run: auto (the first GPU when there is "
+       "one, else the CPU), cpu, or cuda:N; instance_group KIND_CPU / KIND_GPU in a model's "
+       "config.pbtxt takes precedence")
+      ("gpu-matmul-precision", po::value(&f.gpu_matmul_precision)->default_value(f.gpu_matmul_precision),
+       "float32 matrix products on a GPU: float32 (IEEE), tf32, bfloat16 or float16 (operands "
+       "rounded, float32 accumulation)")
       ("intra-op-threads", po::value(&f.intra_op_threads)->default_value(0),
        "threads one op may use (0 = all cores)")
       ("inter-op-threads", po::value(&f.inter_op_threads)->default_value(0),

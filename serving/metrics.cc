@@ -15,6 +15,7 @@
 #include "absl/strings/str_cat.h"
 #include "prometheus/exposer.h"
 #include "prometheus/text_serializer.h"
+#include "runtime/device.h"
 
 namespace gradserve::serving {
 namespace {
@@ -348,6 +349,27 @@ std::vector<MetricFamily> ProcessCollector::Collect() const {
   if (statm >> size >> resident) {
     out.push_back(OneValue(kProcessVirtualMemory, MetricType::Gauge, size * page));
     out.push_back(OneValue(kProcessResidentMemory, MetricType::Gauge, resident * page));
+  }
+  // GPU memory, per device this process has used.
+  const std::vector<GpuMemoryStats> gpus = GpuMemoryUsage();
+  if (!gpus.empty()) {
+    MetricFamily used{kDeviceMemoryUsed.name, kDeviceMemoryUsed.help, MetricType::Gauge, {}};
+    MetricFamily peak{kDeviceMemoryPeak.name, kDeviceMemoryPeak.help, MetricType::Gauge, {}};
+    MetricFamily pool{kDeviceMemoryPool.name, kDeviceMemoryPool.help, MetricType::Gauge, {}};
+    for (const GpuMemoryStats& g : gpus) {
+      auto add = [&g](MetricFamily& f, int64_t v) {
+        ClientMetric m;
+        m.label = {{"device", g.device}};
+        m.gauge.value = static_cast<double>(v);
+        f.metric.push_back(std::move(m));
+      };
+      add(used, g.in_use_bytes);
+      add(peak, g.peak_in_use_bytes);
+      add(pool, g.pool_reserved_bytes);
+    }
+    out.push_back(std::move(used));
+    out.push_back(std::move(peak));
+    out.push_back(std::move(pool));
   }
   return out;
 }

@@ -122,6 +122,15 @@ inline constexpr MetricDef kProcessCpu{"process_cpu_seconds_total",
                                        "Total user and system CPU time spent, in seconds."};
 inline constexpr MetricDef kProcessResidentMemory{"process_resident_memory_bytes",
                                                   "Resident memory size, in bytes."};
+// Labels {device}: one series per GPU the server has used (none without).
+inline constexpr MetricDef kDeviceMemoryUsed{
+    "gradserve_device_memory_used_bytes",
+    "GPU memory held by live tensors, in bytes (the stream-ordered pool's allocations)."};
+inline constexpr MetricDef kDeviceMemoryPeak{
+    "gradserve_device_memory_peak_bytes", "Most GPU memory held by live tensors at once, in bytes."};
+inline constexpr MetricDef kDeviceMemoryPool{
+    "gradserve_device_memory_pool_bytes",
+    "GPU memory the stream-ordered memory pool has reserved from the driver, in bytes."};
 inline constexpr MetricDef kProcessVirtualMemory{"process_virtual_memory_bytes",
                                                  "Virtual memory size, in bytes."};
 inline constexpr MetricDef kProcessStartTime{

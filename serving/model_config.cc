@@ -139,10 +139,7 @@ absl::Status ValidateModelConfig(const inference::ModelConfig& c, absl::string_v
   }
   for (const auto& g : c.instance_group()) {
     GS_CHECK_ARG(g.count() >= 1, "instance_group count must be >= 1, got ", g.count());
-    if (g.kind() == inference::ModelInstanceGroup::KIND_GPU) {
-      return absl::FailedPreconditionError(
-          "instance_group asks for KIND_GPU, but this server has no CUDA device");
-    }
+    for (int32_t gpu : g.gpus()) GS_CHECK_ARG(gpu >= 0, "instance_group gpus must be >= 0, got ", gpu);
     GS_CHECK_ARG(g.kind() != inference::ModelInstanceGroup::KIND_MODEL,
                  "instance_group kind KIND_MODEL is not supported");
   }
@@ -157,6 +154,44 @@ absl::Status ValidateModelConfig(const inference::ModelConfig& c, absl::string_v
     GS_RETURN_IF_ERROR(DTypeFromConfig(out.data_type()).status());
   }
   return absl::OkStatus();
+}
+
+absl::StatusOr<std::optional<GpuOptions>> ModelDevice(const inference::ModelConfig& c,
+                                                      const std::optional<GpuOptions>& server) {
+  using Group = inference::ModelInstanceGroup;
+  bool cpu = false, gpu = false;
+  std::set<int32_t> gpus;
+  for (const auto& g : c.instance_group()) {
+    const bool wants_gpu =
+        g.kind() == Group::KIND_GPU || (g.kind() == Group::KIND_AUTO && server.has_value());
+    (wants_gpu ? gpu : cpu) = true;
+    if (wants_gpu) gpus.insert(g.gpus().begin(), g.gpus().end());
+  }
+  if (cpu && gpu) {
+    return absl::UnimplementedError(absl::StrCat(
+        "model '", c.name(), "' has instance groups on the CPU and on a GPU; a model version "
+        "runs on one device: make every group KIND_CPU or every group KIND_GPU"));
+  }
+  if (!gpu) return std::nullopt;
+  if (gpus.size() > 1) {
+    return absl::UnimplementedError(absl::StrCat("model '", c.name(), "' lists GPUs ",
+                                                 absl::StrJoin(gpus, ", "),
+                                                 "; a model version runs on one GPU"));
+  }
+  GpuOptions options = server.value_or(GpuOptions{});
+  if (!gpus.empty()) options.ordinal = *gpus.begin();
+  const int count = GpuCount();
+  if (count == 0) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "model '", c.name(), "' asks for a GPU (instance_group KIND_GPU), but there is none: ",
+        GpuUnavailableReason()));
+  }
+  if (options.ordinal >= count) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "model '", c.name(), "' asks for GPU ", options.ordinal, ", but this machine has ", count,
+        " (cuda:0 to cuda:", count - 1, ")"));
+  }
+  return options;
 }
 
 absl::Status CompleteModelConfig(const SignatureDef& signature, inference::ModelConfig* config) {

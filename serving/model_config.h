@@ -10,12 +10,14 @@
 // Thread-safe (no state).
 #pragma once
 
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "absl/status/statusor.h"
 #include "proto/model_config.pb.h"
 #include "proto/saved_model.pb.h"
+#include "runtime/device.h"
 #include "serving/batcher.h"
 
 namespace gradserve::serving {
@@ -37,10 +39,21 @@ std::vector<int64_t> VersionFolders(const std::string& model_dir);
 // The checks ReadModelConfig applies: name equals `model_name`, platform empty
 // or gradserve_savedmodel, max_batch_size >= 0, preferred batch sizes within
 // [1, max_batch_size], dynamic batching only with max_batch_size > 0, instance
-// counts >= 1, CPU or AUTO instances (GPU: FailedPrecondition, no CUDA device
-// in this build), unique input/output names with supported data types.
+// counts >= 1, GPU numbers >= 0, no KIND_MODEL instances, unique input/output
+// names with supported data types.
 absl::Status ValidateModelConfig(const inference::ModelConfig& config,
                                  absl::string_view model_name);
+
+// The device a model version runs on (Triton's instance_group): nullopt for
+// the CPU, else the GPU. KIND_CPU groups run on the CPU; KIND_GPU groups on
+// their listed GPU (none listed: the server's GPU, else cuda:0); KIND_AUTO
+// groups (and a config without groups) on the server's GPU when it has one
+// (`server`, from --device), else the CPU. Errors: FailedPrecondition when
+// the GPU asked for is not there (with the reason: no GPU, no driver, a build
+// without CUDA); Unimplemented for groups on both CPU and GPU, or on several
+// GPUs (a version runs on one device).
+absl::StatusOr<std::optional<GpuOptions>> ModelDevice(const inference::ModelConfig& config,
+                                                      const std::optional<GpuOptions>& server);
 
 // Checks the listed inputs/outputs against `signature` (same names, data
 // types, and dims equal to the signature's shape without the batch dimension

@@ -1,5 +1,6 @@
 #include "serving/servable.h"
 
+#include <map>
 #include <random>
 #include <set>
 
@@ -10,6 +11,7 @@
 #include "graph/file_io.h"
 #include "graph/saved_model.h"
 #include "graph/status.h"
+#include "runtime/master.h"
 #include "serving/model_config.h"
 #include "serving/tensor_codec.h"
 
@@ -44,6 +46,28 @@ Tensor RandomTensor(DType dtype, const Shape& shape, std::mt19937& rng) {
   return t;
 }
 
+// "model 'm' version 1 (fetching x:0, y:0): 12 nodes on cuda:0, 3 on cpu:0
+// without a CUDA kernel (Pack (int32) x2, Shape x1), 4 copies".
+std::string PlacementLine(const std::string& model, int64_t version,
+                          const struct RunSignature& sig,
+                          const gradserve::ExecutionPlan& plan) {
+  std::map<std::string, int> per_device;
+  for (const Device* d : plan.devices) ++per_device[d->name()];
+  std::vector<std::string> parts;
+  for (const auto& [name, n] : per_device) parts.push_back(absl::StrCat(n, " nodes on ", name));
+  std::string line = absl::StrCat(
+      "model '", model, "' version ", version, " (fetching ",
+      sig.fetches.empty() ? "nothing" : absl::StrJoin(sig.fetches, ", "),
+      sig.targets.empty() ? "" : absl::StrCat("; running ", absl::StrJoin(sig.targets, ", ")),
+      "): ", absl::StrJoin(parts, ", "));
+  if (!plan.fallbacks.empty()) {
+    absl::StrAppend(&line, "; on the CPU for want of a CUDA kernel: ",
+                    absl::StrJoin(plan.fallbacks, ", "));
+  }
+  absl::StrAppend(&line, "; ", plan.copies.size(), " copies between host and device");
+  return line;
+}
+
 }  // namespace
 
 absl::StatusOr<std::shared_ptr<Servable>> Servable::Load(const std::string& model_dir,
@@ -58,13 +82,22 @@ absl::StatusOr<std::shared_ptr<Servable>> Servable::Load(const std::string& mode
   s->model_dir_ = model_dir;
   s->observer_ = std::move(observer);
   const std::string model = config.name();
+  SessionOptions session = session_options;
+  GS_ASSIGN_OR_RETURN(session.gpu, ModelDevice(config, session_options.gpu));
+  if (session.gpu.has_value() && training.observer.log) {
+    session.on_placement = [model, version, log = training.observer.log](
+                               const struct RunSignature& sig,
+                               const gradserve::ExecutionPlan& plan) {
+      log(PlacementLine(model, version, sig, plan));
+    };
+  }
   std::unique_ptr<Trainer> trainer;
   if (config.training().enabled()) {
     GS_RETURN_IF_ERROR(Annotate(
         CompleteTrainingConfig(config.max_batch_size(), config.mutable_training()),
         absl::StrCat(model_dir, "/config.pbtxt")));
     absl::StatusOr<std::unique_ptr<Trainer>> loaded =
-        Trainer::Load(dir, OptimizerConfigFor(config.training()), session_options);
+        Trainer::Load(dir, OptimizerConfigFor(config.training()), session);
     if (loaded.ok()) {
       trainer = std::move(*loaded);
       s->active_ = &trainer->bundle();
@@ -79,7 +112,7 @@ absl::StatusOr<std::shared_ptr<Servable>> Servable::Load(const std::string& mode
                                    "'; enable it in its config.pbtxt: training { enabled: true }");
   }
   if (trainer == nullptr) {
-    GS_ASSIGN_OR_RETURN(s->bundle_, LoadSavedModel(dir, session_options));
+    GS_ASSIGN_OR_RETURN(s->bundle_, LoadSavedModel(dir, session));
   }
   s->signature_ = s->active_->FindSignature(kServingSignatureKey);
   if (s->signature_ == nullptr) {

@@ -1,6 +1,7 @@
 #include "runtime/cuda/cuda_device.h"
 
 #include <cstring>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "graph/status.h"
@@ -39,6 +40,76 @@ std::string CudaUnavailableReason() {
   return count > 0 ? "" : "no CUDA GPU: the driver reports none";
 }
 
+// -- Process-wide accounting per GPU --------------------------------------------
+
+namespace {
+
+constexpr int kMaxGpus = 64;
+
+struct GpuUsage {
+  std::atomic<int64_t> in_use{0}, peak{0};
+  std::atomic<bool> used{false};
+};
+
+GpuUsage& UsageOf(int ordinal) {
+  static GpuUsage* usage = new GpuUsage[kMaxGpus];
+  return usage[ordinal % kMaxGpus];
+}
+
+void RaisePeak(std::atomic<int64_t>& peak, int64_t now) {
+  int64_t p = peak.load();
+  while (now > p && !peak.compare_exchange_weak(p, now)) {
+  }
+}
+
+// Pinned host buffers by power-of-two size class (PinnedHostAllocator).
+class PinnedPool final : public Allocator {
+ public:
+  void* Allocate(size_t bytes) override {
+    if (bytes == 0) return nullptr;
+    const int cls = SizeClass(bytes);
+    {
+      absl::MutexLock lock(&mu_);
+      std::vector<void*>& free = free_[cls];
+      if (!free.empty()) {
+        void* p = free.back();
+        free.pop_back();
+        return p;
+      }
+    }
+    void* p = nullptr;
+    if (cudaHostAlloc(&p, size_t{1} << cls, cudaHostAllocPortable) != cudaSuccess) {
+      cudaGetLastError();
+      return nullptr;
+    }
+    return p;
+  }
+  void Deallocate(void* ptr, size_t bytes) override {
+    if (ptr == nullptr) return;
+    absl::MutexLock lock(&mu_);
+    free_[SizeClass(bytes)].push_back(ptr);
+  }
+  absl::string_view device_name() const override { return "cpu:0"; }
+  bool host_accessible() const override { return true; }
+
+ private:
+  // The smallest class >= bytes (at least 4 KiB, a page).
+  static int SizeClass(size_t bytes) {
+    int cls = 12;
+    while ((size_t{1} << cls) < bytes) ++cls;
+    return cls;
+  }
+  absl::Mutex mu_;
+  std::vector<void*> free_[64] ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace
+
+Allocator* PinnedHostAllocator() {
+  static auto* pool = new PinnedPool;
+  return pool;
+}
+
 // -- CudaAllocator --------------------------------------------------------------
 
 void* CudaAllocator::Allocate(size_t bytes) {
@@ -48,10 +119,9 @@ void* CudaAllocator::Allocate(size_t bytes) {
     cudaGetLastError();
     return nullptr;
   }
-  const int64_t now = in_use_ += static_cast<int64_t>(bytes);
-  int64_t peak = peak_.load();
-  while (now > peak && !peak_.compare_exchange_weak(peak, now)) {
-  }
+  RaisePeak(peak_, in_use_ += static_cast<int64_t>(bytes));
+  GpuUsage& usage = UsageOf(device_->ordinal());
+  RaisePeak(usage.peak, usage.in_use += static_cast<int64_t>(bytes));
   return ptr;
 }
 
@@ -60,6 +130,18 @@ void CudaAllocator::Deallocate(void* ptr, size_t bytes) {
   // Stream-ordered: the memory is reused only by work queued after this.
   cudaFreeAsync(ptr, device_->stream());
   in_use_ -= static_cast<int64_t>(bytes);
+  UsageOf(device_->ordinal()).in_use -= static_cast<int64_t>(bytes);
+}
+
+void CudaAllocator::CopyWithin(void* dst, const void* src, size_t bytes) {
+  cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, device_->stream());
+}
+
+bool CudaAllocator::CopyToHostMemory(void* dst, const void* src, size_t bytes) {
+  if (!device_->Activate().ok()) return false;
+  return cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, device_->stream()) ==
+             cudaSuccess &&
+         cudaStreamSynchronize(device_->stream()) == cudaSuccess;
 }
 
 absl::string_view CudaAllocator::device_name() const { return device_->name(); }
@@ -77,8 +159,14 @@ absl::StatusOr<std::unique_ptr<CudaDevice>> CudaDevice::Create(const Options& op
         "no GPU cuda:", options.ordinal, "; this machine has ", count, " (cuda:0 to cuda:",
         count - 1, ")"));
   }
+  if (std::string why = CublasLoadError(); !why.empty()) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("cuda:", options.ordinal, " needs cuBLAS: ", why));
+  }
   std::unique_ptr<CudaDevice> d(
       new CudaDevice(absl::StrCat("cuda:", options.ordinal), options.ordinal));
+  UsageOf(options.ordinal).used = true;
+  d->matmul_precision_ = options.matmul_precision;
   GS_RETURN_IF_ERROR(d->Activate());
   GS_RETURN_IF_ERROR(
       CudaError(cudaStreamCreateWithFlags(&d->stream_, cudaStreamNonBlocking), "stream"));
@@ -91,18 +179,15 @@ absl::StatusOr<std::unique_ptr<CudaDevice>> CudaDevice::Create(const Options& op
   GS_RETURN_IF_ERROR(CublasError(cublasCreate(&d->cublas_), "cublasCreate"));
   GS_RETURN_IF_ERROR(CublasError(cublasSetStream(d->cublas_, d->stream_), "cublasSetStream"));
   GS_RETURN_IF_ERROR(CublasError(
-      cublasSetMathMode(d->cublas_,
-                        options.allow_tf32 ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_PEDANTIC_MATH),
+      cublasSetMathMode(d->cublas_, options.matmul_precision == MatMulPrecision::kTf32
+                                        ? CUBLAS_TF32_TENSOR_OP_MATH
+                                        : CUBLAS_PEDANTIC_MATH),
       "cublasSetMathMode"));
   return d;
 }
 
 CudaDevice::~CudaDevice() {
   if (stream_ != nullptr) cudaStreamSynchronize(stream_);
-  {
-    absl::MutexLock lock(&staging_mu_);
-    if (staging_ != nullptr) cudaFreeHost(staging_);
-  }
   if (cublas_ != nullptr) cublasDestroy(cublas_);
   if (stream_ != nullptr) cudaStreamDestroy(stream_);
 }
@@ -115,17 +200,13 @@ absl::Status CudaDevice::Synchronize() {
   return CudaError(cudaStreamSynchronize(stream_), absl::StrCat(name(), ": synchronize"));
 }
 
-absl::Status CudaDevice::EnsureStaging(size_t bytes) {
-  if (bytes <= staging_bytes_) return absl::OkStatus();
-  if (staging_ != nullptr) {
-    cudaFreeHost(staging_);
-    staging_ = nullptr;
-    staging_bytes_ = 0;
-  }
-  GS_RETURN_IF_ERROR(CudaError(cudaMallocHost(&staging_, bytes), "pinned staging buffer"));
-  staging_bytes_ = bytes;
-  return absl::OkStatus();
-}
+namespace {
+
+// Drops the reference to a pinned source once its DMA is done (a stream
+// callback: no CUDA calls here; PinnedPool::Deallocate makes none).
+void ReleaseTensor(void* tensor) { delete static_cast<Tensor*>(tensor); }
+
+}  // namespace
 
 absl::StatusOr<Tensor> CudaDevice::CopyFromHost(const Tensor& src) {
   GS_CHECK_ARG(src.host_accessible(), "CopyFromHost: the tensor is on ", src.device(),
@@ -138,15 +219,14 @@ absl::StatusOr<Tensor> CudaDevice::CopyFromHost(const Tensor& src) {
     return absl::ResourceExhaustedError(
         absl::StrCat(name(), ": out of memory for ", bytes, " bytes"));
   }
-  // Through pinned memory: one DMA transfer, and the source may change once
-  // this returns.
-  absl::MutexLock lock(&staging_mu_);
-  GS_RETURN_IF_ERROR(EnsureStaging(bytes));
-  std::memcpy(staging_, src.raw_data(), bytes);
   GS_RETURN_IF_ERROR(CudaError(
-      cudaMemcpyAsync(out.raw_data(), staging_, bytes, cudaMemcpyHostToDevice, stream_),
+      cudaMemcpyAsync(out.raw_data(), src.raw_data(), bytes, cudaMemcpyHostToDevice, stream_),
       absl::StrCat(name(), ": copy to the device")));
-  GS_RETURN_IF_ERROR(Synchronize());  // the staging buffer is reused
+  if (src.allocator() == PinnedHostAllocator()) {
+    // The DMA reads `src` after this returns: keep its buffer until then.
+    GS_RETURN_IF_ERROR(CudaError(cudaLaunchHostFunc(stream_, ReleaseTensor, new Tensor(src)),
+                                 absl::StrCat(name(), ": copy to the device")));
+  }
   return out;
 }
 
@@ -154,16 +234,25 @@ absl::StatusOr<Tensor> CudaDevice::CopyToHost(const Tensor& src) {
   GS_CHECK_ARG(src.device() == name(), "CopyToHost: the tensor is on ", src.device(),
                ", not on ", name());
   GS_RETURN_IF_ERROR(Activate());
-  Tensor out(src.dtype(), src.shape());
+  Tensor out(PinnedHostAllocator(), src.dtype(), src.shape());
   const size_t bytes = src.bytes();
   if (bytes == 0) return out;
-  absl::MutexLock lock(&staging_mu_);
-  GS_RETURN_IF_ERROR(EnsureStaging(bytes));
+  if (out.raw_data() == nullptr) {
+    return absl::ResourceExhaustedError(
+        absl::StrCat("out of pinned host memory for ", bytes, " bytes"));
+  }
   GS_RETURN_IF_ERROR(CudaError(
-      cudaMemcpyAsync(staging_, src.raw_data(), bytes, cudaMemcpyDeviceToHost, stream_),
+      cudaMemcpyAsync(out.raw_data(), src.raw_data(), bytes, cudaMemcpyDeviceToHost, stream_),
       absl::StrCat(name(), ": copy to the host")));
-  GS_RETURN_IF_ERROR(Synchronize());
-  std::memcpy(out.raw_data(), staging_, bytes);
+  // Wait for this copy (and what was queued before it), not for work other
+  // runs queue meanwhile.
+  cudaEvent_t done;
+  GS_RETURN_IF_ERROR(CudaError(cudaEventCreateWithFlags(&done, cudaEventDisableTiming),
+                               absl::StrCat(name(), ": copy to the host")));
+  cudaError_t e = cudaEventRecord(done, stream_);
+  if (e == cudaSuccess) e = cudaEventSynchronize(done);
+  cudaEventDestroy(done);
+  GS_RETURN_IF_ERROR(CudaError(e, absl::StrCat(name(), ": copy to the host")));
   return out;
 }
 
@@ -177,6 +266,45 @@ CudaMemoryStats CudaDevice::memory_stats() const {
     s.pool_reserved_bytes = static_cast<int64_t>(reserved);
   }
   return s;
+}
+
+// -- runtime/device.h's GPU entry points ------------------------------------------
+
+int GpuCount() { return CudaDeviceCount(); }
+
+std::string GpuUnavailableReason() {
+  std::string why = CudaUnavailableReason();
+  if (why.empty()) why = CublasLoadError();
+  return why;
+}
+
+absl::StatusOr<std::unique_ptr<Device>> CreateGpuDevice(const GpuOptions& options) {
+  GS_ASSIGN_OR_RETURN(std::unique_ptr<CudaDevice> d,
+                      CudaDevice::Create({.ordinal = options.ordinal,
+                                          .pool_release_threshold =
+                                              options.pool_release_threshold,
+                                          .matmul_precision = options.matmul_precision}));
+  return std::unique_ptr<Device>(std::move(d));
+}
+
+std::vector<GpuMemoryStats> GpuMemoryUsage() {
+  std::vector<GpuMemoryStats> out;
+  for (int i = 0; i < kMaxGpus; ++i) {
+    GpuUsage& u = UsageOf(i);
+    if (!u.used) continue;
+    GpuMemoryStats s{.device = absl::StrCat("cuda:", i),
+                     .in_use_bytes = u.in_use.load(),
+                     .peak_in_use_bytes = u.peak.load()};
+    cudaMemPool_t pool;
+    uint64_t reserved = 0;
+    if (cudaDeviceGetDefaultMemPool(&pool, i) == cudaSuccess &&
+        cudaMemPoolGetAttribute(pool, cudaMemPoolAttrReservedMemCurrent, &reserved) ==
+            cudaSuccess) {
+      s.pool_reserved_bytes = static_cast<int64_t>(reserved);
+    }
+    out.push_back(std::move(s));
+  }
+  return out;
 }
 
 }  // namespace gradserve

@@ -3,7 +3,8 @@
 // the device's stream, from the device's default memory pool, which keeps up
 // to `pool_release_threshold` bytes cached across synchronizations); work is
 // queued on one stream, to which the cuBLAS handle is bound; host copies go
-// through a pinned staging buffer. Synchronize() waits for the stream.
+// by DMA from and to pinned memory (Note [Host copies]). Synchronize() waits
+// for the stream.
 //
 // Built only with GRADSERVE_CUDA (GRADSERVE_HAVE_CUDA defined); used only when
 // CudaDeviceCount() > 0. Without a GPU (or a driver) Create() fails with
@@ -33,6 +34,10 @@ int CudaDeviceCount();
 // Why CudaDeviceCount() is 0 (the driver's answer), or "" when it is not.
 std::string CudaUnavailableReason();
 
+// Why cuBLAS cannot be used ("" when it can): the server loads libcublas
+// with dlopen on first use (runtime/cuda/cublas_loader.cc says why).
+std::string CublasLoadError();
+
 // Internal errors naming `what` and CUDA's (cuBLAS's) description.
 absl::Status CudaError(cudaError_t error, absl::string_view what);
 absl::Status CublasError(cublasStatus_t status, absl::string_view what);
@@ -45,6 +50,14 @@ struct CudaMemoryStats {
 
 class CudaDevice;
 
+// Page-locked host memory (cudaHostAlloc), for batches bound to a GPU and for
+// what CopyToHost returns: the GPU reads and writes it by DMA. Freed buffers
+// go to a free list per power-of-two size and are reused, never returned to
+// the driver (Deallocate may run in a stream callback, where CUDA calls are
+// not allowed), so the pool holds the peak of what was in use at once.
+// Process-wide; thread-safe.
+Allocator* PinnedHostAllocator();
+
 // Stream-ordered device memory (see the file comment). Allocate returns
 // nullptr when the device is out of memory.
 class CudaAllocator final : public Allocator {
@@ -54,6 +67,9 @@ class CudaAllocator final : public Allocator {
   void Deallocate(void* ptr, size_t bytes) override;
   absl::string_view device_name() const override;
   bool host_accessible() const override { return false; }
+  // Device to device on the stream (ordered after the work that wrote `src`).
+  void CopyWithin(void* dst, const void* src, size_t bytes) override;
+  bool CopyToHostMemory(void* dst, const void* src, size_t bytes) override;
 
   int64_t in_use() const { return in_use_.load(); }
   int64_t peak() const { return peak_.load(); }
@@ -70,9 +86,8 @@ class CudaDevice final : public Device {
     // Bytes the memory pool keeps cached when the stream synchronizes
     // (cudaMemPoolAttrReleaseThreshold); the default keeps everything.
     uint64_t pool_release_threshold = UINT64_MAX;
-    // float32 matrix products on TF32 tensor cores (faster, ~1e-3 relative
-    // error); off: IEEE float32 products.
-    bool allow_tf32 = false;
+    // How float32 matrix products run (runtime/device.h).
+    MatMulPrecision matmul_precision = MatMulPrecision::kFloat32;
   };
   // FailedPrecondition when there is no GPU `ordinal` (with the driver's
   // reason); Internal for a CUDA or cuBLAS failure while setting up.
@@ -80,34 +95,37 @@ class CudaDevice final : public Device {
   ~CudaDevice() override;
 
   Allocator* allocator() override { return &allocator_; }
+  // Note [Host copies]: CopyFromHost queues the transfer and returns; a
+  // source in pinned memory (PinnedHostAllocator) is copied by DMA while the
+  // host goes on, and is kept alive until the copy is done; pageable memory is
+  // staged by the driver before the call returns. CopyToHost waits for the
+  // work queued before it (an event, not the whole stream) and returns a
+  // pinned host tensor.
   absl::StatusOr<Tensor> CopyFromHost(const Tensor& src) override;
   absl::StatusOr<Tensor> CopyToHost(const Tensor& src) override;
   absl::Status Synchronize() override;
   int intra_op_threads() const override { return 1; }
 
   int ordinal() const { return ordinal_; }
+  MatMulPrecision matmul_precision() const { return matmul_precision_; }
   cudaStream_t stream() const { return stream_; }
   // The cuBLAS handle (bound to stream()); hold the lock while using it.
   cublasHandle_t cublas() const { return cublas_; }
   absl::Mutex& cublas_mutex() const ABSL_LOCK_RETURNED(cublas_mu_) { return cublas_mu_; }
   CudaMemoryStats memory_stats() const;
   // Makes this GPU current on the calling thread (before any CUDA call).
-  absl::Status Activate() const;
+  absl::Status Activate() const override;
 
  private:
   CudaDevice(std::string name, int ordinal);
-  // Grows the pinned staging buffer to `bytes`.
-  absl::Status EnsureStaging(size_t bytes) ABSL_EXCLUSIVE_LOCKS_REQUIRED(staging_mu_);
 
   const int ordinal_;
+  MatMulPrecision matmul_precision_ = MatMulPrecision::kFloat32;
   CudaAllocator allocator_;
   cudaStream_t stream_ = nullptr;
   cudaMemPool_t pool_ = nullptr;
   cublasHandle_t cublas_ = nullptr;
   mutable absl::Mutex cublas_mu_;
-  absl::Mutex staging_mu_;
-  void* staging_ ABSL_GUARDED_BY(staging_mu_) = nullptr;  // pinned host memory
-  size_t staging_bytes_ ABSL_GUARDED_BY(staging_mu_) = 0;
 };
 
 }  // namespace gradserve

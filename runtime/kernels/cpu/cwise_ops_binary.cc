@@ -1,7 +1,5 @@
 // CPU kernels for the arithmetic binary ops of graph/ops/math_ops.cc: Add, AddV2,
 // Sub, Mul, RealDiv, Pow, Maximum, Minimum (NumPy broadcasting via BinaryKernel).
-#include <type_traits>
-
 #include "absl/strings/str_cat.h"
 #include "graph/status.h"
 #include "runtime/kernels/cpu/cwise.h"
@@ -9,72 +7,13 @@
 namespace gradserve {
 namespace {
 
-template <typename Expr>
-using ScalarOf = std::remove_const_t<typename Eigen::internal::traits<Expr>::Scalar>;
-
-struct AddFn {
-  template <typename A, typename B>
-  static auto Apply(const A& a, const B& b) {
-    return a + b;
-  }
-};
-struct SubFn {
-  template <typename A, typename B>
-  static auto Apply(const A& a, const B& b) {
-    return a - b;
-  }
-};
-struct MulFn {
-  template <typename A, typename B>
-  static auto Apply(const A& a, const B& b) {
-    return a * b;
-  }
-};
-struct DivFn {
-  template <typename A, typename B>
-  static auto Apply(const A& a, const B& b) {
-    return a / b;
-  }
-};
-// Maximum and Minimum propagate NaN, as TensorFlow's do.
-struct MaxFn {
-  template <typename A, typename B>
-  static auto Apply(const A& a, const B& b) {
-    return a.template cwiseMax<Eigen::PropagateNaN>(b);
-  }
-};
-struct MinFn {
-  template <typename A, typename B>
-  static auto Apply(const A& a, const B& b) {
-    return a.template cwiseMin<Eigen::PropagateNaN>(b);
-  }
-};
-
-// Integer power by squaring. The arithmetic is unsigned so that overflow wraps
-// (defined behaviour) instead of being undefined; exponents are checked >= 0 first.
-template <typename T>
-struct IntPowOp {
-  T operator()(T base, T exp) const {
-    using U = std::make_unsigned_t<T>;
-    U result = 1, b = static_cast<U>(base);
-    for (T e = exp; e > 0; e >>= 1) {
-      if (e & 1) result *= b;
-      b *= b;
-    }
-    return static_cast<T>(result);
-  }
-};
-struct PowFn {
-  template <typename A, typename B>
-  static auto Apply(const A& a, const B& b) {
-    using T = ScalarOf<A>;
-    if constexpr (std::is_integral_v<T>) {
-      return a.binaryExpr(b, IntPowOp<T>());
-    } else {
-      return a.binaryExpr(b, Eigen::internal::scalar_pow_op<T, T>());
-    }
-  }
-};
+using functor::AddFn;
+using functor::DivFn;
+using functor::MaxFn;
+using functor::MinFn;
+using functor::MulFn;
+using functor::PowFn;
+using functor::SubFn;
 
 template <typename F>
 struct Binary {

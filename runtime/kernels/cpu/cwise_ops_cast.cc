@@ -2,7 +2,6 @@
 // Conversions are C++'s: float -> integer truncates toward zero, integer ->
 // narrower integer wraps, x -> bool is x != 0. The conversion function is chosen
 // once per node from (SrcT, DstT).
-#include <cstring>
 #include <type_traits>
 
 #include "graph/status.h"
@@ -13,41 +12,11 @@ namespace {
 
 using CastFn = void (*)(const Eigen::ThreadPoolDevice& d, const Tensor& x, Tensor* y);
 
-template <typename T>
-constexpr int MantissaBits() {
-  if constexpr (std::is_same_v<T, double>) return 52;
-  if constexpr (std::is_same_v<T, float>) return 23;
-  if constexpr (std::is_same_v<T, half>) return 10;
-  if constexpr (std::is_same_v<T, bfloat16>) return 7;
-  return 0;
-}
-
-// Truncate=true: clears the input mantissa bits the output cannot hold, so the
-// rounding conversion that follows is exact and the value is truncated instead
-// (TensorFlow's LSBZeroSetter). NaNs are left alone so they stay NaN.
-template <typename In, typename Out>
-struct ClearLowMantissaBits {
-  In operator()(In v) const {
-    using Bits = std::conditional_t<sizeof(In) == 8, uint64_t, uint32_t>;
-    constexpr int kDrop = MantissaBits<In>() - MantissaBits<Out>();
-    if (v != v) return v;
-    Bits bits;
-    std::memcpy(&bits, &v, sizeof(v));
-    bits &= ~((Bits{1} << kDrop) - 1);
-    std::memcpy(&v, &bits, sizeof(v));
-    return v;
-  }
-};
-
-template <typename In, typename Out>
+// Truncate=true uses functor::ClearLowMantissaBits (TensorFlow's LSBZeroSetter).
+template <typename In, typename Out, bool kTruncate>
 void CastImpl(const Eigen::ThreadPoolDevice& d, const Tensor& x, Tensor* y) {
-  y->flat<Out>().device(d) = x.flat<In>().template cast<Out>();
-}
-
-template <typename In, typename Out>
-void TruncatingCastImpl(const Eigen::ThreadPoolDevice& d, const Tensor& x, Tensor* y) {
-  y->flat<Out>().device(d) =
-      x.flat<In>().unaryExpr(ClearLowMantissaBits<In, Out>()).template cast<Out>();
+  CastEval<Eigen::ThreadPoolDevice, In, Out, kTruncate>::Run(d, x.data<In>(), y->data<Out>(),
+                                                             x.num_elements());
 }
 
 // nullptr when no conversion is needed (SrcT == DstT).
@@ -55,12 +24,10 @@ template <typename In, typename Out>
 CastFn PickCast(bool truncate) {
   if constexpr (std::is_same_v<In, Out>) {
     return nullptr;
-  } else if constexpr ((std::is_same_v<In, float> ||
-                        std::is_same_v<In, double>)&&MantissaBits<Out>() > 0 &&
-                       MantissaBits<Out>() < MantissaBits<In>()) {
-    return truncate ? &TruncatingCastImpl<In, Out> : &CastImpl<In, Out>;
+  } else if constexpr (functor::kCastTruncates<In, Out>) {
+    return truncate ? &CastImpl<In, Out, true> : &CastImpl<In, Out, false>;
   } else {
-    return &CastImpl<In, Out>;
+    return &CastImpl<In, Out, false>;
   }
 }
 

@@ -19,48 +19,13 @@ absl::Status RegisterCpuMathGradKernels(KernelRegistry& r);
 
 namespace {
 
-struct NegFn {
-  template <typename X>
-  static auto Apply(const X& x) {
-    return -x;
-  }
-};
-struct AbsFn {
-  template <typename X>
-  static auto Apply(const X& x) {
-    return x.abs();
-  }
-};
-struct ExpFn {
-  template <typename X>
-  static auto Apply(const X& x) {
-    return x.exp();
-  }
-};
-struct LogFn {
-  template <typename X>
-  static auto Apply(const X& x) {
-    return x.log();
-  }
-};
-struct SqrtFn {
-  template <typename X>
-  static auto Apply(const X& x) {
-    return x.sqrt();
-  }
-};
-struct RsqrtFn {
-  template <typename X>
-  static auto Apply(const X& x) {
-    return x.rsqrt();
-  }
-};
-struct SquareFn {
-  template <typename X>
-  static auto Apply(const X& x) {
-    return x.square();
-  }
-};
+using functor::AbsFn;
+using functor::ExpFn;
+using functor::LogFn;
+using functor::NegFn;
+using functor::RsqrtFn;
+using functor::SqrtFn;
+using functor::SquareFn;
 
 // Unary<F>::Kernel is the kernel class template RegisterKernelClass expects.
 template <typename F>

@@ -11,44 +11,13 @@
 namespace gradserve {
 namespace {
 
-// Inputs (gradients, features): the gradient where the forward op was linear.
-struct ReluGradFn {
-  template <typename G, typename F>
-  static auto Apply(const G& g, const F& f) {
-    using T = std::remove_const_t<typename G::Scalar>;
-    return (f > f.constant(T(0))).select(g, g.constant(T(0)));
-  }
-};
-struct Relu6GradFn {
-  template <typename G, typename F>
-  static auto Apply(const G& g, const F& f) {
-    using T = std::remove_const_t<typename G::Scalar>;
-    return ((f > f.constant(T(0))) && (f < f.constant(T(6)))).select(g, g.constant(T(0)));
-  }
-};
-// Inputs (gradients, outputs): elu'(x) = y + 1 for y < 0.
-struct EluGradFn {
-  template <typename G, typename Y>
-  static auto Apply(const G& g, const Y& y) {
-    using T = std::remove_const_t<typename G::Scalar>;
-    return (y < y.constant(T(0))).select(g * (y + y.constant(T(1))), g);
-  }
-};
-// Inputs (y, dy).
-struct SigmoidGradFn {
-  template <typename Y, typename D>
-  static auto Apply(const Y& y, const D& dy) {
-    using T = std::remove_const_t<typename Y::Scalar>;
-    return dy * y * (y.constant(T(1)) - y);
-  }
-};
-struct TanhGradFn {
-  template <typename Y, typename D>
-  static auto Apply(const Y& y, const D& dy) {
-    using T = std::remove_const_t<typename Y::Scalar>;
-    return dy * (y.constant(T(1)) - y * y);
-  }
-};
+// The functors' inputs: (gradients, features) for ReluGrad and Relu6Grad,
+// (gradients, outputs) for EluGrad, (y, dy) for SigmoidGrad and TanhGrad.
+using functor::EluGradFn;
+using functor::Relu6GradFn;
+using functor::ReluGradFn;
+using functor::SigmoidGradFn;
+using functor::TanhGradFn;
 
 template <typename T>
 using ReluGradKernel = BinaryKernel<T, ReluGradFn>;

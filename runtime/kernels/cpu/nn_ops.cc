@@ -15,35 +15,11 @@
 namespace gradserve {
 namespace {
 
-struct ReluFn {
-  template <typename X>
-  static auto Apply(const X& x) {
-    using T = std::remove_const_t<typename X::Scalar>;
-    return x.cwiseMax(T(0));
-  }
-};
-struct Relu6Fn {
-  template <typename X>
-  static auto Apply(const X& x) {
-    using T = std::remove_const_t<typename X::Scalar>;
-    return x.cwiseMax(T(0)).cwiseMin(T(6));
-  }
-};
-struct EluFn {
-  template <typename X>
-  static auto Apply(const X& x) {
-    using T = std::remove_const_t<typename X::Scalar>;
-    return (x < x.constant(T(0))).select(x.exp() - x.constant(T(1)), x);
-  }
-};
-struct SigmoidFn {
-  template <typename X>
-  static auto Apply(const X& x) { return x.sigmoid(); }
-};
-struct TanhFn {
-  template <typename X>
-  static auto Apply(const X& x) { return x.tanh(); }
-};
+using functor::EluFn;
+using functor::Relu6Fn;
+using functor::ReluFn;
+using functor::SigmoidFn;
+using functor::TanhFn;
 
 template <typename T> using ReluKernel = UnaryKernel<T, ReluFn>;
 template <typename T> using Relu6Kernel = UnaryKernel<T, Relu6Fn>;

@@ -50,7 +50,9 @@ class ReadVariableOpKernel final : public OpKernel {
           "variable '", node().input(0).node->name(),
           "' was read before it was initialized (restore a checkpoint or run its initializer)"));
     }
-    ctx.set_output(0, *std::move(value));
+    // A variable a GPU kernel moved to its device: read it back.
+    GS_ASSIGN_OR_RETURN(Tensor host, value->OnHost());
+    ctx.set_output(0, std::move(host));
     return absl::OkStatus();
   }
 };

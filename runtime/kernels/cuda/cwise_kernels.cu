@@ -1,126 +1,189 @@
-// Elementwise, column-sum and row-softmax kernels (cwise_kernels.h).
-#include "runtime/kernels/cuda/cwise_kernels.h"
+// The element-wise launchers (the device-generic cores of
+// runtime/kernels/cwise_functors.h on Eigen's GPU device) and the column-sum
+// and row-softmax kernels, declared in cwise_kernels.h.
+//
+// eigen_gpu.h first: EIGEN_USE_GPU must precede Eigen's first inclusion (which
+// cwise_kernels.h makes, through cwise_functors.h).
+#include "runtime/kernels/cuda/eigen_gpu.h"
+// (the include above stays first)
 
 #include <cfloat>
+
+#include "runtime/kernels/cuda/cwise_kernels.h"
 
 namespace gradserve::cuda {
 namespace {
 
-constexpr int kThreads = 256;
-
-// Blocks for n elements, grid-stride loops covering the rest.
-unsigned Blocks(int64_t n) {
-  const int64_t blocks = (n + kThreads - 1) / kThreads;
-  return static_cast<unsigned>(blocks < 65535 ? (blocks > 0 ? blocks : 1) : 65535);
-}
-
-template <BinaryOp Op>
-__global__ void Binary(const float* a, const float* b, float* out, int64_t n, int64_t b_size) {
-  for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < n;
-       i += int64_t{blockDim.x} * gridDim.x) {
-    const float y = b[b_size == n ? i : i % b_size];
-    if constexpr (Op == BinaryOp::kAdd) out[i] = a[i] + y;
-    if constexpr (Op == BinaryOp::kSub) out[i] = a[i] - y;
-    if constexpr (Op == BinaryOp::kMul) out[i] = a[i] * y;
-  }
-}
-
-__global__ void Relu(const float* x, float* y, int64_t n) {
-  for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < n;
-       i += int64_t{blockDim.x} * gridDim.x) {
-    y[i] = x[i] > 0.f ? x[i] : 0.f;
-  }
-}
-
-__global__ void ReluGrad(const float* dy, const float* x, float* dx, int64_t n) {
-  for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < n;
-       i += int64_t{blockDim.x} * gridDim.x) {
-    dx[i] = x[i] > 0.f ? dy[i] : 0.f;
-  }
-}
-
-// One thread per column; rows summed in order (deterministic).
-__global__ void ColumnSum(const float* x, float* out, int64_t rows, int64_t cols) {
-  for (int64_t c = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; c < cols;
-       c += int64_t{blockDim.x} * gridDim.x) {
-    float sum = 0.f;
-    for (int64_t r = 0; r < rows; ++r) sum += x[r * cols + c];
-    out[c] = sum;
-  }
-}
-
-// One block per row: max, then sum of exp, in shared memory.
-__global__ void SoftmaxRows(const float* x, float* y, int64_t cols) {
-  __shared__ float scratch[kThreads];
-  const float* in = x + blockIdx.x * cols;
-  float* out = y + blockIdx.x * cols;
-  float m = -FLT_MAX;
-  for (int64_t c = threadIdx.x; c < cols; c += blockDim.x) m = fmaxf(m, in[c]);
-  scratch[threadIdx.x] = m;
-  __syncthreads();
-  for (int s = blockDim.x / 2; s > 0; s /= 2) {
-    if (threadIdx.x < s) scratch[threadIdx.x] = fmaxf(scratch[threadIdx.x], scratch[threadIdx.x + s]);
-    __syncthreads();
-  }
-  m = scratch[0];
-  __syncthreads();
-  float sum = 0.f;
-  for (int64_t c = threadIdx.x; c < cols; c += blockDim.x) sum += expf(in[c] - m);
-  scratch[threadIdx.x] = sum;
-  __syncthreads();
-  for (int s = blockDim.x / 2; s > 0; s /= 2) {
-    if (threadIdx.x < s) scratch[threadIdx.x] += scratch[threadIdx.x + s];
-    __syncthreads();
-  }
-  const float inv = 1.f / scratch[0];
-  for (int64_t c = threadIdx.x; c < cols; c += blockDim.x) out[c] = expf(in[c] - m) * inv;
-}
+using Device = Eigen::GpuDevice;
 
 }  // namespace
 
-cudaError_t LaunchBinary(BinaryOp op, const float* a, const float* b, float* out, int64_t n,
-                         int64_t b_size, cudaStream_t stream) {
+// ---- Element-wise: each launch makes its EigenGpu (our stream, our pool) ----
+
+template <typename F, typename T, typename Out>
+cudaError_t UnaryLauncher<F, T, Out>::Run(const T* x, Out* y, int64_t n, cudaStream_t stream,
+                                          int ordinal) {
   if (n == 0) return cudaSuccess;
-  switch (op) {
-    case BinaryOp::kAdd:
-      Binary<BinaryOp::kAdd><<<Blocks(n), kThreads, 0, stream>>>(a, b, out, n, b_size);
-      break;
-    case BinaryOp::kSub:
-      Binary<BinaryOp::kSub><<<Blocks(n), kThreads, 0, stream>>>(a, b, out, n, b_size);
-      break;
-    case BinaryOp::kMul:
-      Binary<BinaryOp::kMul><<<Blocks(n), kThreads, 0, stream>>>(a, b, out, n, b_size);
-      break;
+  EigenGpu gpu(stream, ordinal);
+  UnaryEval<Device, T, F, Out>::Run(gpu.device(), x, y, n);
+  return EigenGpu::LastError();
+}
+
+template <typename F, typename T, typename Out>
+cudaError_t BinaryLauncher<F, T, Out>::Same(const T* x, const T* y, Out* z, int64_t n,
+                                            cudaStream_t stream, int ordinal) {
+  if (n == 0) return cudaSuccess;
+  EigenGpu gpu(stream, ordinal);
+  BinaryEval<Device, T, F, Out>::Same(gpu.device(), x, y, z, n);
+  return EigenGpu::LastError();
+}
+
+// A one-element operand stays in device memory and is broadcast like any other
+// (the host never reads it).
+template <typename F, typename T, typename Out>
+cudaError_t BinaryLauncher<F, T, Out>::Broadcast(const T* x, const T* y, Out* z,
+                                                 const BroadcastDims& dims, cudaStream_t stream,
+                                                 int ordinal) {
+  if (dims.rank < 1 || dims.rank > kMaxBroadcastRank) return cudaErrorInvalidValue;
+  int64_t n = 1;
+  for (int i = 0; i < dims.rank; ++i) n *= dims.out[i];
+  if (n == 0) return cudaSuccess;
+  EigenGpu gpu(stream, ordinal);
+  BinaryEval<Device, T, F, Out>::Broadcast(gpu.device(), x, y, z, dims);
+  return EigenGpu::LastError();
+}
+
+template <typename In, typename Out>
+cudaError_t CastLauncher<In, Out>::Run(const In* x, Out* y, int64_t n, bool truncate,
+                                       cudaStream_t stream, int ordinal) {
+  if (n == 0) return cudaSuccess;
+  EigenGpu gpu(stream, ordinal);
+  if constexpr (functor::kCastTruncates<In, Out>) {
+    if (truncate) {
+      CastEval<Device, In, Out, true>::Run(gpu.device(), x, y, n);
+      return EigenGpu::LastError();
+    }
   }
-  return cudaGetLastError();
+  CastEval<Device, In, Out, false>::Run(gpu.device(), x, y, n);
+  return EigenGpu::LastError();
 }
 
-cudaError_t LaunchRelu(const float* x, float* y, int64_t n, cudaStream_t stream) {
+cudaError_t LaunchSelect(const bool* cond, const float* t, const float* e, float* out, int64_t n,
+                         const BroadcastDims* dims, cudaStream_t stream, int ordinal) {
   if (n == 0) return cudaSuccess;
-  Relu<<<Blocks(n), kThreads, 0, stream>>>(x, y, n);
-  return cudaGetLastError();
+  if (dims != nullptr && (dims->rank < 1 || dims->rank > kMaxBroadcastRank)) {
+    return cudaErrorInvalidValue;
+  }
+  EigenGpu gpu(stream, ordinal);
+  if (dims == nullptr) {
+    SelectEval<Device, float>::Same(gpu.device(), cond, t, e, out, n);
+  } else {
+    SelectEval<Device, float>::Broadcast(gpu.device(), cond, t, e, out, *dims);
+  }
+  return EigenGpu::LastError();
 }
 
-cudaError_t LaunchReluGrad(const float* dy, const float* x, float* dx, int64_t n,
-                           cudaStream_t stream) {
+template <typename T>
+cudaError_t LaunchFill(T* out, int64_t n, T value, cudaStream_t stream, int ordinal) {
   if (n == 0) return cudaSuccess;
-  ReluGrad<<<Blocks(n), kThreads, 0, stream>>>(dy, x, dx, n);
-  return cudaGetLastError();
+  EigenGpu gpu(stream, ordinal);
+  FillEval<Device, T>::Constant(gpu.device(), out, n, value);
+  return EigenGpu::LastError();
 }
 
-cudaError_t LaunchColumnSum(const float* x, float* out, int64_t rows, int64_t cols,
-                            cudaStream_t stream) {
-  if (cols == 0) return cudaSuccess;
-  ColumnSum<<<Blocks(cols), kThreads, 0, stream>>>(x, out, rows, cols);
-  return cudaGetLastError();
+cudaError_t LaunchFillFromScalar(const float* value, float* out, int64_t n, cudaStream_t stream,
+                                 int ordinal) {
+  if (n == 0) return cudaSuccess;
+  EigenGpu gpu(stream, ordinal);
+  FillEval<Device, float>::FromScalar(gpu.device(), value, out, n);
+  return EigenGpu::LastError();
 }
 
-cudaError_t LaunchSoftmaxRows(const float* x, float* y, int64_t rows, int64_t cols,
-                              cudaStream_t stream) {
-  if (rows == 0 || cols == 0) return cudaSuccess;
-  if (rows > 2147483647) return cudaErrorInvalidValue;
-  SoftmaxRows<<<static_cast<unsigned>(rows), kThreads, 0, stream>>>(x, y, cols);
-  return cudaGetLastError();
+// Up to 4 terms per pass: out = acc + in[i] (+ in[i+1] (+ in[i+2])), acc being
+// inputs[0] and then out; Eigen's a + b + c is (a + b) + c, the CPU's order.
+cudaError_t LaunchAddN(const float* const* inputs, int count, float* out, int64_t n,
+                       cudaStream_t stream, int ordinal) {
+  if (n == 0) return cudaSuccess;
+  if (count == 1) {
+    if (inputs[0] == out) return cudaSuccess;
+    return cudaMemcpyAsync(out, inputs[0], n * sizeof(float), cudaMemcpyDeviceToDevice, stream);
+  }
+  using In = EigenMaps::ConstMap<float, 1>;
+  EigenGpu gpu(stream, ordinal);
+  EigenMaps::Map<float, 1> sum(out, n);
+  const float* acc = inputs[0];
+  for (int i = 1; i < count;) {
+    const int terms = count - i < 3 ? count - i : 3;
+    const In a(acc, n), b(inputs[i], n);
+    if (terms == 1) {
+      sum.device(gpu.device()) = a + b;
+    } else if (terms == 2) {
+      sum.device(gpu.device()) = a + b + In(inputs[i + 1], n);
+    } else {
+      sum.device(gpu.device()) = a + b + In(inputs[i + 1], n) + In(inputs[i + 2], n);
+    }
+    i += terms;
+    acc = out;
+  }
+  return EigenGpu::LastError();
 }
+
+// ---- The instantiations: what cwise_ops.cc registers (float, and bool where
+// the op's output or inputs are bool) ----
+
+template struct UnaryLauncher<functor::AbsFn, float>;
+template struct UnaryLauncher<functor::NegFn, float>;
+template struct UnaryLauncher<functor::ExpFn, float>;
+template struct UnaryLauncher<functor::LogFn, float>;
+template struct UnaryLauncher<functor::SqrtFn, float>;
+template struct UnaryLauncher<functor::RsqrtFn, float>;
+template struct UnaryLauncher<functor::SquareFn, float>;
+template struct UnaryLauncher<functor::SigmoidFn, float>;
+template struct UnaryLauncher<functor::TanhFn, float>;
+template struct UnaryLauncher<functor::ReluFn, float>;
+template struct UnaryLauncher<functor::Relu6Fn, float>;
+template struct UnaryLauncher<functor::EluFn, float>;
+
+template struct BinaryLauncher<functor::AddFn, float>;
+template struct BinaryLauncher<functor::SubFn, float>;
+template struct BinaryLauncher<functor::MulFn, float>;
+template struct BinaryLauncher<functor::DivFn, float>;
+template struct BinaryLauncher<functor::MaxFn, float>;
+template struct BinaryLauncher<functor::MinFn, float>;
+template struct BinaryLauncher<functor::PowFn, float>;
+template struct BinaryLauncher<functor::ReluGradFn, float>;
+template struct BinaryLauncher<functor::Relu6GradFn, float>;
+template struct BinaryLauncher<functor::EluGradFn, float>;
+template struct BinaryLauncher<functor::SigmoidGradFn, float>;
+template struct BinaryLauncher<functor::TanhGradFn, float>;
+template struct BinaryLauncher<functor::EqualFn, float, bool>;
+template struct BinaryLauncher<functor::LessFn, float, bool>;
+template struct BinaryLauncher<functor::GreaterFn, float, bool>;
+template struct BinaryLauncher<functor::LogicalAndFn, bool>;
+
+// Cast from float and from bool (SrcT) to every other numeric type and bool.
+template struct CastLauncher<float, double>;
+template struct CastLauncher<float, Eigen::half>;
+template struct CastLauncher<float, Eigen::bfloat16>;
+template struct CastLauncher<float, int8_t>;
+template struct CastLauncher<float, uint8_t>;
+template struct CastLauncher<float, int16_t>;
+template struct CastLauncher<float, int32_t>;
+template struct CastLauncher<float, int64_t>;
+template struct CastLauncher<float, bool>;
+template struct CastLauncher<bool, float>;
+template struct CastLauncher<bool, double>;
+template struct CastLauncher<bool, Eigen::half>;
+template struct CastLauncher<bool, Eigen::bfloat16>;
+template struct CastLauncher<bool, int8_t>;
+template struct CastLauncher<bool, uint8_t>;
+template struct CastLauncher<bool, int16_t>;
+template struct CastLauncher<bool, int32_t>;
+template struct CastLauncher<bool, int64_t>;
+
+template cudaError_t LaunchFill<float>(float*, int64_t, float, cudaStream_t, int);
+template cudaError_t LaunchFill<bool>(bool*, int64_t, bool, cudaStream_t, int);
+
+// ---- Hand-written kernels' launchers ----
 
 }  // namespace gradserve::cuda

@@ -98,7 +98,8 @@ RefTensor FromTensor(const Tensor& t) {
 }
 
 absl::StatusOr<OpResult> RunOp(const std::string& op, const std::vector<Tensor>& inputs,
-                               const AttrMap& attrs, const std::vector<bool>& constant) {
+                               const AttrMap& attrs, const std::vector<bool>& constant,
+                               const SessionOptions& options) {
   auto graph = std::make_unique<Graph>();
   Scope s(graph.get());
   std::vector<Output> in;
@@ -121,7 +122,7 @@ absl::StatusOr<OpResult> RunOp(const std::string& op, const std::vector<Tensor>&
     fetches.push_back("op:" + std::to_string(i));
     result.inferred_shapes.push_back(node->output_shape(i));
   }
-  GS_ASSIGN_OR_RETURN(auto session, Session::Create(std::move(graph), {.intra_op_threads = 2}));
+  GS_ASSIGN_OR_RETURN(auto session, Session::Create(std::move(graph), options));
   GS_RETURN_IF_ERROR(session->Run(feeds, fetches, {}, &result.outputs));
   return result;
 }

@@ -15,6 +15,7 @@
 
 #include "graph/builder/scope.h"
 #include "graph/tensor.h"
+#include "runtime/session.h"
 
 namespace gradserve::testing {
 
@@ -86,7 +87,8 @@ struct OpResult {
 // harness and by family-specific tests.
 absl::StatusOr<OpResult> RunOp(const std::string& op, const std::vector<Tensor>& inputs,
                                const AttrMap& attrs,
-                               const std::vector<bool>& constant = {});
+                               const std::vector<bool>& constant = {},
+                               const SessionOptions& options = {.intra_op_threads = 2});
 
 // RefTensor <-> Tensor of a dtype (values rounded to the dtype).
 Tensor ToTensor(const RefTensor& r, DType dtype);

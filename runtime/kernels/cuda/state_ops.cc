@@ -1,0 +1,180 @@
+// The CUDA device's variable and constant kernels. Variables live on the
+// device that uses them: a float variable read or updated by a GPU kernel
+// moves there on first use (EnsureOnDevice) and stays; its handle is host
+// metadata (VarHandleOp's output and every handle input are host memory).
+#include "absl/base/thread_annotations.h"
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "graph/status.h"
+#include "runtime/kernels/cuda/cuda_kernel_util.h"
+#include "runtime/kernels/cuda/state_kernels.h"
+
+namespace gradserve {
+
+absl::Status EnsureOnDevice(Var& var, CudaDevice& gpu) {
+  absl::StatusOr<Tensor> now = var.Read();
+  if (!now.ok() || now->device() == gpu.name()) return absl::OkStatus();  // unset: the caller says so
+  // Under the variable's lock, so a concurrent update is neither lost nor raced.
+  return var.Update([&gpu](Tensor& value) -> absl::Status {
+    if (value.device() == gpu.name()) return absl::OkStatus();
+    GS_CHECK_ARG(value.host_accessible(), "the variable is on ", value.device(), ", not on ",
+                 gpu.name(), " or the host");
+    GS_ASSIGN_OR_RETURN(value, gpu.CopyFromHost(value));
+    return absl::OkStatus();
+  });
+}
+
+namespace {
+
+class VarHandleOpKernel final : public OpKernel {
+ public:
+  explicit VarHandleOpKernel(const Node& node) : OpKernel(node) {
+    absl::StatusOr<std::string> shared = node.GetAttr<std::string>("shared_name");
+    name_ = shared.ok() && !shared->empty() ? *shared : node.name();
+    dtype_ = node.GetAttr<DType>("dtype").value_or(DType::kInvalid);
+    shape_ = node.GetAttr<Shape>("shape").value_or(Shape::UnknownRank());
+  }
+  bool IsExpensive() const override { return false; }
+  absl::Status Compute(OpKernelContext& ctx) const override {
+    GS_ASSIGN_OR_RETURN(Var * var, ctx.resources()->LookupOrCreate(name_, dtype_, shape_));
+    Tensor handle(HostAllocator(), DType::kResource, Shape{});
+    *handle.data<Var*>() = var;
+    ctx.set_output(0, std::move(handle));
+    return absl::OkStatus();
+  }
+
+ private:
+  std::string name_;
+  DType dtype_;
+  Shape shape_;
+};
+
+// The handle input's Var, moved to this GPU; FailedPrecondition when unset.
+absl::StatusOr<Var*> DeviceVar(const OpKernel& k, OpKernelContext& ctx) {
+  GS_ASSIGN_OR_RETURN(Var * var, VarFromHandle(ctx.input(0)));
+  if (!var->initialized()) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "variable '", k.node().input(0).node->name(),
+        "' was read before it was initialized (restore a checkpoint or run its initializer)"));
+  }
+  GS_RETURN_IF_ERROR(EnsureOnDevice(*var, Gpu(ctx)));
+  return var;
+}
+
+class ReadVariableOpKernel final : public OpKernel {
+ public:
+  using OpKernel::OpKernel;
+  bool IsExpensive() const override { return false; }
+  absl::Status Compute(OpKernelContext& ctx) const override {
+    GS_ASSIGN_OR_RETURN(Var * var, DeviceVar(*this, ctx));
+    GS_ASSIGN_OR_RETURN(Tensor value, var->Read());
+    ctx.set_output(0, std::move(value));
+    return absl::OkStatus();
+  }
+};
+
+class AssignVariableOpKernel final : public OpKernel {
+ public:
+  using OpKernel::OpKernel;
+  bool IsExpensive() const override { return false; }
+  absl::Status Compute(OpKernelContext& ctx) const override {
+    GS_RETURN_IF_ERROR(CheckOnDevice(*this, ctx, {0}));
+    GS_ASSIGN_OR_RETURN(Var * var, VarFromHandle(ctx.input(0)));
+    // Copy (on the device) when the value is shared with a fetch or another node.
+    const Tensor& value = ctx.input(1);
+    return var->Assign(value.RefCountIsOne() ? value : value.DeepCopy());
+  }
+};
+
+// AssignAddVariableOp (sign +1) and AssignSubVariableOp (-1), in place under
+// the variable's lock.
+class AccumulateKernel final : public OpKernel {
+ public:
+  AccumulateKernel(const Node& node, float sign) : OpKernel(node), sign_(sign) {}
+  absl::Status Compute(OpKernelContext& ctx) const override {
+    GS_RETURN_IF_ERROR(CheckOnDevice(*this, ctx, {0}));
+    GS_ASSIGN_OR_RETURN(Var * var, DeviceVar(*this, ctx));
+    const Tensor& delta = ctx.input(1);
+    cudaStream_t stream = Gpu(ctx).stream();
+    return var->Update([&](Tensor& value) -> absl::Status {
+      GS_CHECK_ARG(value.shape() == delta.shape(), "update of shape ",
+                   delta.shape().DebugString(), " for a variable of shape ",
+                   value.shape().DebugString());
+      return LaunchStatus(*this, cuda::LaunchAccumulate(value.data<float>(), delta.data<float>(),
+                                                        value.num_elements(), sign_, stream));
+    });
+  }
+
+ private:
+  float sign_;
+};
+
+class VarIsInitializedOpKernel final : public OpKernel {
+ public:
+  using OpKernel::OpKernel;
+  bool IsExpensive() const override { return false; }
+  absl::Status Compute(OpKernelContext& ctx) const override {
+    GS_ASSIGN_OR_RETURN(Var * var, VarFromHandle(ctx.input(0)));
+    Tensor out(HostAllocator(), DType::kBool, Shape{});
+    out.scalar<bool>() = var->initialized();
+    ctx.set_output(0, std::move(out));
+    return absl::OkStatus();
+  }
+};
+
+// A float constant: copied to the GPU on the first run, then shared by every
+// run (outputs are never written in place while shared).
+class ConstKernel final : public OpKernel {
+ public:
+  using OpKernel::OpKernel;
+  bool IsExpensive() const override { return false; }
+  absl::Status Compute(OpKernelContext& ctx) const override {
+    absl::MutexLock lock(&mu_);
+    if (!on_device_.initialized() || on_device_.device() != ctx.device()->name()) {
+      const Tensor* value = node().constant_value();
+      GS_CHECK_ARG(value != nullptr, name(), ": Const without a value");
+      GS_ASSIGN_OR_RETURN(on_device_, Gpu(ctx).CopyFromHost(*value));
+    }
+    ctx.set_output(0, on_device_);
+    return absl::OkStatus();
+  }
+
+ private:
+  mutable absl::Mutex mu_;
+  mutable Tensor on_device_ ABSL_GUARDED_BY(mu_);
+};
+
+class NoOpKernel final : public OpKernel {
+ public:
+  using OpKernel::OpKernel;
+  bool IsExpensive() const override { return false; }
+  absl::Status Compute(OpKernelContext&) const override { return absl::OkStatus(); }
+};
+
+}  // namespace
+
+absl::Status RegisterCudaStateKernels(KernelRegistry& r) {
+  const HostMemory handle{.inputs = {0}};
+  GS_RETURN_IF_ERROR(RegisterCuda<VarHandleOpKernel>(r, "VarHandleOp", {DType::kFloat}, "dtype",
+                                                     {.outputs = {0}}));
+  GS_RETURN_IF_ERROR(
+      RegisterCuda<ReadVariableOpKernel>(r, "ReadVariableOp", {DType::kFloat}, "dtype", handle));
+  GS_RETURN_IF_ERROR(RegisterCuda<AssignVariableOpKernel>(r, "AssignVariableOp",
+                                                          {DType::kFloat}, "dtype", handle));
+  GS_RETURN_IF_ERROR(RegisterCuda<AccumulateKernel>(r, "AssignAddVariableOp", {DType::kFloat},
+                                                    "dtype", handle, 1.f));
+  GS_RETURN_IF_ERROR(RegisterCuda<AccumulateKernel>(r, "AssignSubVariableOp", {DType::kFloat},
+                                                    "dtype", handle, -1.f));
+  GS_RETURN_IF_ERROR(RegisterCuda<VarIsInitializedOpKernel>(
+      r, "VarIsInitializedOp", {}, "", {.inputs = {0}, .outputs = {0}}));
+  GS_RETURN_IF_ERROR(RegisterCuda<ConstKernel>(r, "Const", {DType::kFloat}, "dtype", {}));
+  GS_RETURN_IF_ERROR(r.Register(KernelDef{
+      .op = "NoOp",
+      .device_type = kDeviceCuda,
+      .factory = [](const Node& node) -> absl::StatusOr<std::unique_ptr<OpKernel>> {
+        return std::unique_ptr<OpKernel>(new NoOpKernel(node));
+      }}));
+  return absl::OkStatus();
+}
+
+}  // namespace gradserve
