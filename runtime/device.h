@@ -111,6 +111,11 @@ std::string GpuUnavailableReason();
 // A cuda:N device; FailedPrecondition with the reason when there is no such GPU.
 absl::StatusOr<std::unique_ptr<Device>> CreateGpuDevice(const GpuOptions& options);
 
+// Host memory that GPUs copy from and to fastest: page-locked (pinned) when
+// built with CUDA, else the host allocator. Batches bound for a GPU are
+// assembled in it, so their copy is one asynchronous DMA transfer.
+Allocator* GpuStagingAllocator();
+
 // Memory of one GPU, for every device object this process made on it.
 struct GpuMemoryStats {
   std::string device;               // "cuda:0"

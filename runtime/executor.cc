@@ -1,6 +1,7 @@
 #include "runtime/executor.h"
 
 #include <atomic>
+#include <new>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
@@ -157,7 +158,23 @@ absl::StatusOr<std::unique_ptr<Executor>> Executor::Create(const ExecutionPlan& 
 absl::Status Executor::Process(RunState* state, int index,
                                absl::InlinedVector<int, 8>* ready) const {
   const Item& item = items_[index];
-  if (item.copy != nullptr) return ProcessCopy(state, item, ready);
+  // Tensor's constructor throws std::bad_alloc when an allocator has no
+  // memory left (a GPU's, most likely): the run fails, the process goes on.
+  try {
+    return item.copy != nullptr ? ProcessCopy(state, item, ready)
+                                : ProcessNode(state, item, ready);
+  } catch (const std::bad_alloc&) {
+    return absl::ResourceExhaustedError(absl::StrCat(
+        item.copy != nullptr ? absl::StrCat("copy of '", item.copy->src.node->name(), ":",
+                                            item.copy->src.index, "' to ", item.copy->to->name())
+                             : absl::StrCat("node '", item.node->name(), "' (", item.node->op(),
+                                            ")"),
+        ": out of memory on ", item.device->name()));
+  }
+}
+
+absl::Status Executor::ProcessNode(RunState* state, const Item& item,
+                                   absl::InlinedVector<int, 8>* ready) const {
   OpKernelContext ctx(item.device, options_.resources, item.node->num_outputs());
   absl::InlinedVector<const Tensor*, 4> inputs;
   absl::InlinedVector<Tensor*, 4> owned;

@@ -52,6 +52,8 @@ class Executor {
   Executor() = default;
   void RunFrom(RunState* state, int first) const;
   absl::Status Process(RunState* state, int item, absl::InlinedVector<int, 8>* ready) const;
+  absl::Status ProcessNode(RunState* state, const Item& item,
+                           absl::InlinedVector<int, 8>* ready) const;
   absl::Status ProcessCopy(RunState* state, const Item& item,
                            absl::InlinedVector<int, 8>* ready) const;
   // Releases `item`'s inputs and readies its consumers.

@@ -18,4 +18,6 @@ absl::StatusOr<std::unique_ptr<Device>> CreateGpuDevice(const GpuOptions& option
 
 std::vector<GpuMemoryStats> GpuMemoryUsage() { return {}; }
 
+Allocator* GpuStagingAllocator() { return HostAllocator(); }
+
 }  // namespace gradserve

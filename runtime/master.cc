@@ -176,7 +176,13 @@ absl::StatusOr<ExecutionPlan> BuildExecutionPlan(const Graph& graph, const Devic
     for (const NodeOut& in : node->inputs()) {
       if (!fed.contains({in.node->id(), in.index})) stack.push_back(in.node);
     }
-    for (const Node* c : node->control_inputs()) stack.push_back(c);
+    for (const Node* c : node->control_inputs()) {
+      // A node whose every output is fed does not run (a fed Placeholder
+      // would fail): the control edge is met by the feed.
+      bool all_fed = c->num_outputs() > 0;
+      for (int i = 0; all_fed && i < c->num_outputs(); ++i) all_fed = fed.contains({c->id(), i});
+      if (!all_fed) stack.push_back(c);
+    }
   }
 
   // Place, in topological order (graph insertion order).
@@ -187,7 +193,9 @@ absl::StatusOr<ExecutionPlan> BuildExecutionPlan(const Graph& graph, const Devic
     GS_ASSIGN_OR_RETURN(Device * device, PlaceNode(*node, devices, kernels));
     plan.nodes.push_back(node.get());
     plan.devices.push_back(device);
-    if (!host_default && device->type() == kDeviceCpu) {
+    // Only nodes the default device has no kernel for (not those asking for the CPU).
+    if (!host_default && device->type() == kDeviceCpu &&
+        !kernels.Find(*node, devices.default_device()->type()).ok()) {
       const std::string dtype = KernelDType(*node);
       ++fallbacks[dtype.empty() ? node->op() : absl::StrCat(node->op(), " (", dtype, ")")];
     }

@@ -63,6 +63,7 @@ run)
   echo "gpu_check: libcublas.so.13 in ${cublas_dir:-(not found; the tests and benches will say so)}"
   export LD_LIBRARY_PATH="$work/lib${cublas_dir:+:$cublas_dir}:/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}"
   out="${OUT:-$work}"
+  export GRADSERVE_TESTS_DIR="$ROOT/tests"  # the digits data of the GPU training test
   nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>/dev/null | sed 's/^/gpu: /' || true
   status=0
   timeout "$(limit 210)" "$work/bin/gradserve_cuda_tests" >"$out/cuda_tests.log" 2>&1 || status=$?

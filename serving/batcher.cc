@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <new>
 #include <set>
 
 #include "absl/strings/ascii.h"
@@ -25,14 +26,27 @@ bool Compatible(const BatchTask& a, const BatchTask& b) {
   return true;
 }
 
-// Concatenates each input of `tasks` along dimension 0.
-TensorMap Concatenate(const std::vector<BatchTask>& tasks, int64_t rows) {
-  if (tasks.size() == 1) return tasks[0].inputs;
+// A tensor from `allocator`, or from host memory when it has none left
+// (pinned memory is a bounded resource; pageable memory only slows the copy).
+Tensor NewTensor(Allocator* allocator, DType dtype, const Shape& shape) {
+  if (allocator != nullptr) {
+    try {
+      return Tensor(allocator, dtype, shape);
+    } catch (const std::bad_alloc&) {
+    }
+  }
+  return Tensor(dtype, shape);
+}
+
+// Concatenates each input of `tasks` along dimension 0, in `allocator`'s
+// memory (nullptr: host memory, and one task's inputs as they are).
+TensorMap Concatenate(const std::vector<BatchTask>& tasks, int64_t rows, Allocator* allocator) {
+  if (tasks.size() == 1 && allocator == nullptr) return tasks[0].inputs;
   TensorMap out;
   for (const auto& [name, first] : tasks[0].inputs) {
     std::vector<int64_t> dims(first.shape().dims().begin(), first.shape().dims().end());
-    dims[0] = rows;
-    Tensor t(first.dtype(), Shape(dims));
+    if (tasks.size() > 1) dims[0] = rows;  // one task: as it is (maybe no batch dimension)
+    Tensor t = NewTensor(allocator, first.dtype(), Shape(dims));
     char* dst = static_cast<char*>(t.raw_data());
     for (const BatchTask& task : tasks) {
       const Tensor& part = task.inputs.at(name);
@@ -59,8 +73,7 @@ absl::StatusOr<std::unique_ptr<DynamicBatcher>> DynamicBatcher::Create(
                options.num_workers);
   GS_CHECK_ARG(options.max_queue_size >= 0, "max_queue_size must be >= 0, got ",
                options.max_queue_size);
-  GS_CHECK_ARG(options.max_queue_delay >= absl::ZeroDuration(),
-               "max_queue_delay must be >= 0");
+  GS_CHECK_ARG(options.max_queue_delay >= absl::ZeroDuration(), "max_queue_delay must be >= 0");
   for (int64_t p : options.preferred_batch_sizes) {
     GS_CHECK_ARG(p >= 1 && p <= options.max_batch_size, "preferred batch size ", p,
                  " is outside [1, max_batch_size = ", options.max_batch_size, "]");
@@ -100,8 +113,8 @@ absl::Status DynamicBatcher::Enqueue(BatchTask task) {
   if (stopping_) return absl::UnavailableError("the model is being unloaded");
   if (options_.max_queue_size > 0 &&
       static_cast<int64_t>(queue_.size()) >= options_.max_queue_size) {
-    return absl::ResourceExhaustedError(absl::StrCat(
-        "the model's queue is full (max_queue_size ", options_.max_queue_size, "); retry later"));
+    return absl::ResourceExhaustedError(absl::StrCat("the model's queue is full (max_queue_size ",
+                                                     options_.max_queue_size, "); retry later"));
   }
   queue_.push_back(std::move(task));
   work_cv_.Signal();
@@ -190,8 +203,8 @@ void DynamicBatcher::WorkerLoop() {
     const absl::Time now = absl::Now();
     for (BatchTask& task : expired) {
       task.done(absl::DeadlineExceededError(absl::StrCat(
-          "the request's deadline passed after ",
-          absl::FormatDuration(now - task.enqueue_time), " in the queue; it was not run")));
+          "the request's deadline passed after ", absl::FormatDuration(now - task.enqueue_time),
+          " in the queue; it was not run")));
     }
     const int64_t n = static_cast<int64_t>(batch.size() + expired.size());
     if (!batch.empty()) RunBatch(std::move(batch));
@@ -209,8 +222,8 @@ void DynamicBatcher::RunBatch(std::vector<BatchTask> tasks) {
     rows += t.rows;
     wanted.insert(t.outputs.begin(), t.outputs.end());
   }
-  absl::StatusOr<BatchOutput> out =
-      run_(Concatenate(tasks, rows), std::vector<std::string>(wanted.begin(), wanted.end()));
+  absl::StatusOr<BatchOutput> out = run_(Concatenate(tasks, rows, options_.batch_allocator),
+                                         std::vector<std::string>(wanted.begin(), wanted.end()));
   const absl::Duration compute = absl::Now() - start;
   const bool split = options_.max_batch_size > 0 && options_.split_outputs;
   if (out.ok() && split) {
@@ -237,7 +250,8 @@ void DynamicBatcher::RunBatch(std::vector<BatchTask> tasks) {
     for (const std::string& name : task.outputs) {
       auto it = out->outputs.find(name);
       if (it == out->outputs.end()) continue;
-      r.outputs.emplace(name, split && tasks.size() > 1 ? it->second.Slice(offset, offset + task.rows)
+      r.outputs.emplace(name, split && tasks.size() > 1
+                                  ? it->second.Slice(offset, offset + task.rows)
                                   : it->second);
     }
     offset += task.rows;

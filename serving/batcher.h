@@ -51,6 +51,11 @@ struct BatcherOptions {
   // false: the run's outputs describe the whole batch (a training step's loss)
   // and every task gets them whole, instead of its own rows.
   bool split_outputs = true;
+  // Set: every batch's inputs are assembled in this memory, even a batch of
+  // one request (a model on a GPU: GpuStagingAllocator, pinned memory the
+  // device copies from by DMA). nullptr: host memory, and a single request's
+  // tensors are used as they are.
+  Allocator* batch_allocator = nullptr;
 };
 
 using TensorMap = std::map<std::string, Tensor>;

@@ -167,6 +167,8 @@ absl::StatusOr<std::optional<GpuOptions>> ModelDevice(const inference::ModelConf
     (wants_gpu ? gpu : cpu) = true;
     if (wants_gpu) gpus.insert(g.gpus().begin(), g.gpus().end());
   }
+  // No groups: one KIND_AUTO group (ReadModelConfig adds it; callers may not).
+  if (c.instance_group_size() == 0) (server.has_value() ? gpu : cpu) = true;
   if (cpu && gpu) {
     return absl::UnimplementedError(absl::StrCat(
         "model '", c.name(), "' has instance groups on the CPU and on a GPU; a model version "

@@ -135,8 +135,12 @@ absl::StatusOr<std::shared_ptr<Servable>> Servable::Load(const std::string& mode
                         OnlineTrainer::Create(std::move(trainer), &s->weights_, std::move(o)));
   }
   Servable* raw = s.get();
+  BatcherOptions batching = BatcherOptionsFor(s->config_);
+  // On a GPU, batches are assembled in pinned memory, so their copy to the
+  // device is an asynchronous DMA (a pageable source waits for the stream).
+  if (session.gpu.has_value()) batching.batch_allocator = GpuStagingAllocator();
   GS_ASSIGN_OR_RETURN(s->batcher_,
-                      DynamicBatcher::Create(BatcherOptionsFor(s->config_),
+                      DynamicBatcher::Create(batching,
                                              [raw](const TensorMap& in,
                                                    const std::vector<std::string>& out) {
                                                return raw->RunBatch(in, out);

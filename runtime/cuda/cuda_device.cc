@@ -1,6 +1,7 @@
 #include "runtime/cuda/cuda_device.h"
 
 #include <cstring>
+#include <new>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -187,6 +188,8 @@ absl::StatusOr<std::unique_ptr<CudaDevice>> CudaDevice::Create(const Options& op
 }
 
 CudaDevice::~CudaDevice() {
+  // The destroying thread may have another GPU current; cuBLAS wants its own.
+  (void)Activate();
   if (stream_ != nullptr) cudaStreamSynchronize(stream_);
   if (cublas_ != nullptr) cublasDestroy(cublas_);
   if (stream_ != nullptr) cudaStreamDestroy(stream_);
@@ -206,26 +209,39 @@ namespace {
 // callback: no CUDA calls here; PinnedPool::Deallocate makes none).
 void ReleaseTensor(void* tensor) { delete static_cast<Tensor*>(tensor); }
 
+// A tensor from `allocator`, or ResourceExhausted naming `where`: Tensor's
+// constructor throws std::bad_alloc when the allocator returns nullptr.
+absl::StatusOr<Tensor> NewTensor(Allocator* allocator, const Tensor& like,
+                                 absl::string_view where) {
+  try {
+    return Tensor(allocator, like.dtype(), like.shape());
+  } catch (const std::bad_alloc&) {
+    return absl::ResourceExhaustedError(
+        absl::StrCat(where, ": out of memory for ", like.bytes(), " bytes"));
+  }
+}
+
 }  // namespace
 
 absl::StatusOr<Tensor> CudaDevice::CopyFromHost(const Tensor& src) {
   GS_CHECK_ARG(src.host_accessible(), "CopyFromHost: the tensor is on ", src.device(),
                ", not in host memory");
   GS_RETURN_IF_ERROR(Activate());
-  Tensor out(&allocator_, src.dtype(), src.shape());
+  GS_ASSIGN_OR_RETURN(Tensor out, NewTensor(&allocator_, src, name()));
   const size_t bytes = src.bytes();
   if (bytes == 0) return out;
-  if (out.raw_data() == nullptr) {
-    return absl::ResourceExhaustedError(
-        absl::StrCat(name(), ": out of memory for ", bytes, " bytes"));
-  }
   GS_RETURN_IF_ERROR(CudaError(
       cudaMemcpyAsync(out.raw_data(), src.raw_data(), bytes, cudaMemcpyHostToDevice, stream_),
       absl::StrCat(name(), ": copy to the device")));
   if (src.allocator() == PinnedHostAllocator()) {
     // The DMA reads `src` after this returns: keep its buffer until then.
-    GS_RETURN_IF_ERROR(CudaError(cudaLaunchHostFunc(stream_, ReleaseTensor, new Tensor(src)),
-                                 absl::StrCat(name(), ": copy to the device")));
+    auto* keep = new Tensor(src);
+    const cudaError_t e = cudaLaunchHostFunc(stream_, ReleaseTensor, keep);
+    if (e != cudaSuccess) {
+      cudaStreamSynchronize(stream_);  // the DMA is queued: let it finish before `src` may go
+      delete keep;
+      return CudaError(e, absl::StrCat(name(), ": copy to the device"));
+    }
   }
   return out;
 }
@@ -234,23 +250,25 @@ absl::StatusOr<Tensor> CudaDevice::CopyToHost(const Tensor& src) {
   GS_CHECK_ARG(src.device() == name(), "CopyToHost: the tensor is on ", src.device(),
                ", not on ", name());
   GS_RETURN_IF_ERROR(Activate());
-  Tensor out(PinnedHostAllocator(), src.dtype(), src.shape());
+  GS_ASSIGN_OR_RETURN(Tensor out, NewTensor(PinnedHostAllocator(), src, "pinned host memory"));
   const size_t bytes = src.bytes();
   if (bytes == 0) return out;
-  if (out.raw_data() == nullptr) {
-    return absl::ResourceExhaustedError(
-        absl::StrCat("out of pinned host memory for ", bytes, " bytes"));
-  }
-  GS_RETURN_IF_ERROR(CudaError(
-      cudaMemcpyAsync(out.raw_data(), src.raw_data(), bytes, cudaMemcpyDeviceToHost, stream_),
-      absl::StrCat(name(), ": copy to the host")));
   // Wait for this copy (and what was queued before it), not for work other
-  // runs queue meanwhile.
+  // runs queue meanwhile. The event is made first: once the DMA is queued,
+  // `out` must not go back to the pinned pool before the DMA has run.
   cudaEvent_t done;
   GS_RETURN_IF_ERROR(CudaError(cudaEventCreateWithFlags(&done, cudaEventDisableTiming),
                                absl::StrCat(name(), ": copy to the host")));
-  cudaError_t e = cudaEventRecord(done, stream_);
-  if (e == cudaSuccess) e = cudaEventSynchronize(done);
+  cudaError_t e =
+      cudaMemcpyAsync(out.raw_data(), src.raw_data(), bytes, cudaMemcpyDeviceToHost, stream_);
+  if (e == cudaSuccess) {
+    e = cudaEventRecord(done, stream_);
+    if (e == cudaSuccess) {
+      e = cudaEventSynchronize(done);
+    } else {
+      cudaStreamSynchronize(stream_);
+    }
+  }
   cudaEventDestroy(done);
   GS_RETURN_IF_ERROR(CudaError(e, absl::StrCat(name(), ": copy to the host")));
   return out;

@@ -87,6 +87,9 @@ class PoolGradKernel final : public OpKernel {
     const int64_t in_w = g.in_w, depth = g.depth;
     g.ForEachWindow(w_, [&](int64_t in_base, int64_t out_base, int64_t y_lo, int64_t y_hi,
                             int64_t x_lo, int64_t x_hi) {
+      // An empty window (an empty image under explicit padding) routes nothing
+      // (and MaxPoolGradGrad's output stays 0), as on the GPU.
+      if (y_lo >= y_hi || x_lo >= x_hi) return;
       const A inv_count = A(1) / static_cast<A>((y_hi - y_lo) * (x_hi - x_lo));
       for (int64_t c = 0; c < depth; ++c) {
         if constexpr (kMode == PoolGrad::kAvg) {

@@ -4,6 +4,7 @@
 // vectorizes. Windows are clipped to the image: padding never contributes, and
 // AvgPool divides by the number of in-bounds pixels (TensorFlow's semantics).
 #include <algorithm>
+#include <limits>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -62,11 +63,20 @@ class PoolKernel final : public OpKernel {
   using A = std::conditional_t<kMax, T, AccumType<T>>;
 
   // Combines pixels [y_lo, y_hi) x [x_lo, x_hi) into acc (the max, or the sum).
-  // Non-empty: graph/ops/nn_ops.cc keeps explicit pads smaller than the window.
+  // Empty only for an empty image under explicit padding (graph/ops/nn_ops.cc
+  // keeps explicit pads smaller than the window): the max is then the lowest
+  // value, as on the GPU, and nothing is read.
   static void Window(const T* image, int64_t in_w, int64_t depth, int64_t y_lo, int64_t y_hi,
                      int64_t x_lo, int64_t x_hi, A* acc) {
-    const T* first = image + (y_lo * in_w + x_lo) * depth;
-    for (int64_t c = 0; c < depth; ++c) acc[c] = kMax ? static_cast<A>(first[c]) : A(0);
+    const bool empty = y_lo >= y_hi || x_lo >= x_hi;
+    for (int64_t c = 0; c < depth; ++c) {
+      if constexpr (kMax) {
+        acc[c] = empty ? std::numeric_limits<A>::lowest()
+                       : static_cast<A>(image[(y_lo * in_w + x_lo) * depth + c]);
+      } else {
+        acc[c] = A(0);
+      }
+    }
     for (int64_t iy = y_lo; iy < y_hi; ++iy) {
       for (int64_t ix = x_lo; ix < x_hi; ++ix) {
         const T* src = image + (iy * in_w + ix) * depth;

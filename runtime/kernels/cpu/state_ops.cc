@@ -78,6 +78,11 @@ class AssignUpdateKernel final : public OpKernel {
     GS_ASSIGN_OR_RETURN(Var * var, VarFromHandle(ctx.input(0)));
     const Tensor& delta = ctx.input(1);
     return var->Update([&](Tensor& value) -> absl::Status {
+      // A GPU kernel moved the variable to its device: bring it back here
+      // (the CPU must not dereference device memory).
+      if (!value.host_accessible()) {
+        GS_ASSIGN_OR_RETURN(value, value.OnHost());
+      }
       if (value.shape() != delta.shape()) {
         return absl::InvalidArgumentError(absl::StrCat("update of shape ",
                                                        delta.shape().DebugString(),

@@ -1,6 +1,5 @@
-// The element-wise launchers (the device-generic cores of
-// runtime/kernels/cwise_functors.h on Eigen's GPU device) and the column-sum
-// and row-softmax kernels, declared in cwise_kernels.h.
+// The element-wise launchers declared in cwise_kernels.h: the device-generic
+// cores of runtime/kernels/cwise_functors.h on Eigen's GPU device.
 //
 // eigen_gpu.h first: EIGEN_USE_GPU must precede Eigen's first inclusion (which
 // cwise_kernels.h makes, through cwise_functors.h).
@@ -183,7 +182,5 @@ template struct CastLauncher<bool, int64_t>;
 
 template cudaError_t LaunchFill<float>(float*, int64_t, float, cudaStream_t, int);
 template cudaError_t LaunchFill<bool>(bool*, int64_t, bool, cudaStream_t, int);
-
-// ---- Hand-written kernels' launchers ----
 
 }  // namespace gradserve::cuda

@@ -1,5 +1,5 @@
 // Launchers of the CUDA device code (cwise_kernels.cu) for the OpKernels of
-// cwise_ops.cc and reduction_ops.cc. Plain C++ over raw device pointers; each
+// cwise_ops.cc. Plain C++ over raw device pointers; each
 // queues its work on `stream` (GPU `ordinal`) and returns the launch error.
 //
 // The element-wise launchers are class templates over a functor of

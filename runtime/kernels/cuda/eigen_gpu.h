@@ -9,6 +9,12 @@
 // and cudaFreeAsync on the same stream) and nothing synchronizes. Eigen's
 // GpuStreamDevice would cudaMalloc and cudaFree instead, and cudaFree waits
 // for the whole device.
+//
+// It may go out of scope while its kernel is still queued: Eigen's
+// TensorExecutor for GpuDevice launches, cleans up the evaluator (temporaries
+// go back with deallocate, stream-ordered) and returns without synchronizing;
+// the kernel gets the evaluator by value and never dereferences the device;
+// the scratchpad is freed with cudaFreeAsync on the same stream.
 #pragma once
 
 #ifndef __CUDACC__
@@ -68,6 +74,9 @@ class EigenGpu {
   EigenGpu(cudaStream_t stream, int ordinal) : stream_(stream, ordinal), device_(&stream_) {}
   const Eigen::GpuDevice& device() const { return device_; }
   // The launch error, if any (cudaGetLastError clears it for the next launch).
+  // With NDEBUG (release builds) Eigen's launch macro leaves the error to us;
+  // without it, Eigen's gpu_assert(cudaGetLastError() == cudaSuccess) aborts
+  // on a failed launch first.
   static cudaError_t LastError() { return cudaGetLastError(); }
 
  private:

@@ -19,6 +19,7 @@
 // its statistics or coefficients. Two passes for the variance, as on the CPU:
 // the mean first, then the squared deviations from it.
 #include <algorithm>
+#include <cfloat>
 #include <initializer_list>
 #include <limits>
 
@@ -85,6 +86,7 @@ __device__ Plane PlaneOf(const PoolDims& d, const float* x, int64_t b, int64_t c
 struct Window {
   int64_t y_lo, y_hi, x_lo, x_hi;
   __device__ int64_t count() const { return (y_hi - y_lo) * (x_hi - x_lo); }
+  __device__ bool empty() const { return y_hi <= y_lo || x_hi <= x_lo; }
 };
 __device__ Window WindowOf(const PoolDims& d, int64_t oy, int64_t ox) {
   const int64_t y0 = oy * d.stride_h - d.pad_top, x0 = ox * d.stride_w - d.pad_left;
@@ -123,7 +125,8 @@ __global__ void Pool(PoolDims d, const float* x, float* y, int64_t n) {
     const Window w = WindowOf(d, o.y, o.x);
     const Plane in = PlaneOf(d, x, o.b, o.c);
     if constexpr (kKind == PoolKind::kMax) {
-      float acc = in[w.y_lo * d.in_w + w.x_lo];
+      // An empty window (an empty image under explicit padding) reads nothing.
+      float acc = w.empty() ? -FLT_MAX : in[w.y_lo * d.in_w + w.x_lo];
       for (int64_t iy = w.y_lo; iy < w.y_hi; ++iy) {
         for (int64_t ix = w.x_lo; ix < w.x_hi; ++ix) {
           const float v = in[iy * d.in_w + ix];
@@ -185,7 +188,12 @@ __global__ void MaxPoolGradGrad(PoolDims d, const float* x, const float* g, floa
   for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < n;
        i += int64_t{blockDim.x} * gridDim.x) {
     const Element o = ElementOf(d, i, d.out_h, d.out_w);
-    const int64_t best = FirstMax(d, PlaneOf(d, x, o.b, o.c), WindowOf(d, o.y, o.x));
+    const Window w = WindowOf(d, o.y, o.x);
+    if (w.empty()) {  // an empty window (empty image): nothing to route
+      out[i] = 0.f;
+      continue;
+    }
+    const int64_t best = FirstMax(d, PlaneOf(d, x, o.b, o.c), w);
     out[i] = PlaneOf(d, g, o.b, o.c)[best];
   }
 }

@@ -20,7 +20,10 @@ namespace gradserve::cuda {
 // pixels in, out_h x out_w pixels out; NHWC when channels_last, else NCHW.
 // Output pixel (oy, ox) covers rows [oy * stride_h - pad_top, + k_h) and
 // columns [ox * stride_w - pad_left, + k_w) clipped to the image: padding never
-// contributes and no window is empty (graph/ops/nn_ops.h guarantees it).
+// contributes. No window is empty (graph/ops/nn_ops.h keeps explicit pads
+// below the window) unless the image is: in_h or in_w 0 under EXPLICIT
+// padding (MaxPool and its gradients only) still gives output pixels, whose
+// MaxPool is -FLT_MAX and MaxPoolGradGrad 0; nothing is read for them.
 // Windows are scanned in row-major order in either layout, as the CPU scans them.
 struct PoolDims {
   int64_t batch, in_h, in_w, depth;

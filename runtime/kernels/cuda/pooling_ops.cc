@@ -120,6 +120,9 @@ class PoolGradKernel final : public OpKernel {
       GS_CHECK_ARG(dims.rank() == 1 && dims.num_elements() == 4, name(),
                    ": orig_input_shape must be a vector of 4 elements, got ",
                    dims.shape().DebugString());
+      // Read on the host: a copy left on the device is a wiring bug, not a segfault.
+      GS_CHECK_ARG(dims.dtype() == DType::kInt32 && dims.host_accessible(), name(),
+                   ": orig_input_shape must be int32 in host memory");
       for (int i = 0; i < 4; ++i) in_shape.AddDim(dims.data<int32_t>()[i]);
     } else {
       in_shape = ctx.input(0).shape();

@@ -312,7 +312,9 @@ __global__ void ArgMaxColumns(const float* __restrict__ in, int64_t outer, int64
 // -- Softmax and the softmax losses -------------------------------------------
 
 // A row's max and the sum of exp(x - max) over the values seen so far (the
-// online softmax: one read of the row gives both).
+// online softmax: one read of the row gives both). A NaN value makes the sum
+// NaN (never the max), so the whole row comes out NaN, as on the CPU; it must
+// not be dropped when it comes before any other value (max still -inf).
 struct MaxSum {
   float max;
   float sum;
@@ -322,8 +324,8 @@ __device__ __forceinline__ MaxSum Push(MaxSum t, float x) {
   if (x > t.max) {
     t.sum = t.sum * expf(t.max - x) + 1.f;  // exp(-inf) = 0 for the first value
     t.max = x;
-  } else if (t.max != -INFINITY) {  // -inf values add exp(-inf - max) = 0
-    t.sum += expf(x - t.max);
+  } else if (x != -INFINITY) {  // -inf adds exp(-inf - max) = 0 (and -inf - -inf is NaN)
+    t.sum += expf(x - t.max);   // NaN for a NaN x, whatever the max
   }
   return t;
 }
@@ -331,7 +333,8 @@ __device__ __forceinline__ MaxSum Push(MaxSum t, float x) {
 struct MergeMaxSum {
   __device__ __forceinline__ MaxSum operator()(MaxSum a, MaxSum b) const {
     const float max = fmaxf(a.max, b.max);
-    if (max == -INFINITY) return {max, 0.f};
+    // Both maxima -inf: the sums are 0, or NaN after a NaN value; keep the NaN.
+    if (max == -INFINITY) return {max, a.sum + b.sum};
     return {max, a.sum * expf(a.max - max) + b.sum * expf(b.max - max)};
   }
 };

@@ -48,7 +48,8 @@ cudaError_t LaunchArgMax(const float* in, int64_t outer, int64_t r, int64_t inne
 
 // y[row, :] = softmax(x[row, :]), or log_softmax when `log`, for row-major
 // [rows, cols] with cols >= 1; shifted by the row's max, so large logits
-// neither overflow nor lose the result. y may be x (in place).
+// neither overflow nor lose the result. A NaN makes its whole row NaN, as on
+// the CPU (in the losses below too). y may be x (in place).
 cudaError_t LaunchSoftmax(bool log, const float* x, float* y, int64_t rows, int64_t cols,
                           cudaStream_t stream);
 

@@ -12,8 +12,12 @@
 namespace gradserve {
 
 absl::Status EnsureOnDevice(Var& var, CudaDevice& gpu) {
-  absl::StatusOr<Tensor> now = var.Read();
-  if (!now.ok() || now->device() == gpu.name()) return absl::OkStatus();  // unset: the caller says so
+  {
+    // Unset: the caller says so. The snapshot is dropped before Update, which
+    // would otherwise copy the host value (copy-on-write) before the move.
+    absl::StatusOr<Tensor> now = var.Read();
+    if (!now.ok() || now->device() == gpu.name()) return absl::OkStatus();
+  }
   // Under the variable's lock, so a concurrent update is neither lost nor raced.
   return var.Update([&gpu](Tensor& value) -> absl::Status {
     if (value.device() == gpu.name()) return absl::OkStatus();
@@ -50,6 +54,9 @@ class VarHandleOpKernel final : public OpKernel {
 };
 
 // The handle input's Var, moved to this GPU; FailedPrecondition when unset.
+// The move is made under the variable's lock, which is then released: a host
+// value assigned concurrently (a CPU AssignVariableOp) may replace it before
+// the caller reads or updates it, so the caller checks OnThisGpu again.
 absl::StatusOr<Var*> DeviceVar(const OpKernel& k, OpKernelContext& ctx) {
   GS_ASSIGN_OR_RETURN(Var * var, VarFromHandle(ctx.input(0)));
   if (!var->initialized()) {
@@ -61,6 +68,15 @@ absl::StatusOr<Var*> DeviceVar(const OpKernel& k, OpKernelContext& ctx) {
   return var;
 }
 
+// FailedPrecondition unless `value` (of the handle input's variable) is in
+// this GPU's memory; see DeviceVar.
+absl::Status OnThisGpu(const OpKernel& k, OpKernelContext& ctx, const Tensor& value) {
+  if (value.device() == ctx.device()->name()) return absl::OkStatus();
+  return absl::FailedPreconditionError(absl::StrCat(
+      "variable '", k.node().input(0).node->name(), "' is on ", value.device(), ", not on ",
+      ctx.device()->name(), " (assigned concurrently)"));
+}
+
 class ReadVariableOpKernel final : public OpKernel {
  public:
   using OpKernel::OpKernel;
@@ -68,6 +84,7 @@ class ReadVariableOpKernel final : public OpKernel {
   absl::Status Compute(OpKernelContext& ctx) const override {
     GS_ASSIGN_OR_RETURN(Var * var, DeviceVar(*this, ctx));
     GS_ASSIGN_OR_RETURN(Tensor value, var->Read());
+    GS_RETURN_IF_ERROR(OnThisGpu(*this, ctx, value));
     ctx.set_output(0, std::move(value));
     return absl::OkStatus();
   }
@@ -97,6 +114,8 @@ class AccumulateKernel final : public OpKernel {
     const Tensor& delta = ctx.input(1);
     cudaStream_t stream = Gpu(ctx).stream();
     return var->Update([&](Tensor& value) -> absl::Status {
+      // A host pointer here would make the kernel fault (and poison the context).
+      GS_RETURN_IF_ERROR(OnThisGpu(*this, ctx, value));
       GS_CHECK_ARG(value.shape() == delta.shape(), "update of shape ",
                    delta.shape().DebugString(), " for a variable of shape ",
                    value.shape().DebugString());

@@ -1,7 +1,9 @@
 // The CUDA array kernels (runtime/kernels/cuda/array_ops.cc) against the CPU
 // kernels of the same nodes: every op over ranks 1 to 5, negative axes, all
-// StridedSlice masks, int32 and int64 index inputs, odd sizes and sizes of
-// about 1 << 20 (many blocks, grid-stride loops); the metadata ops and the
+// StridedSlice masks, int32 and int64 index inputs (int16 and int8 where
+// GatherV2 and OneHot take them), odd sizes, sizes of about 1 << 20 (many
+// blocks) and, once per kernel, more elements than one grid has threads (the
+// grid-stride loops take a second step); the metadata ops and the
 // contiguous slices share their input's buffer; bad inputs get the CPU
 // kernel's code and message. Where the GPU differs by design (an index out of
 // range: GatherV2 writes zeros, UnsortedSegmentSum drops it, the CPU fails)
@@ -434,14 +436,17 @@ TEST(CudaArrayTest, GatherV2MatchesCpu) {
       {{1 << 14, 64}, {1 << 14}, 0},
       {{10, 4}, {0}, 0},
   };
-  for (DType d : kIndexTypes) {
+  for (DType d : {DType::kInt16, DType::kInt32, DType::kInt64}) {
+    const DType axis_type = d == DType::kInt16 ? DType::kInt32 : d;  // Taxis: int32 or int64
+    const int64_t top = d == DType::kInt16 ? INT16_MAX : INT64_MAX;
     for (const C& c : cases) {
       const int ax = static_cast<int>(c.axis < 0 ? c.axis + c.params.rank() : c.axis);
       ExpectGpuMatchesCpu(
           {absl::StrCat("GatherV2 ", c.params.DebugString(), " ", c.indices.DebugString(), " axis ",
                         c.axis, " ", DTypeName(d)),
-           {Floats(c.params), RandomIndices(c.indices, 0, c.params.dim(ax) - 1, d),
-            IndexScalar(c.axis, d)},
+           {Floats(c.params),
+            RandomIndices(c.indices, 0, std::min<int64_t>(c.params.dim(ax) - 1, top), d),
+            IndexScalar(c.axis, axis_type)},
            [](const Scope& s, V in) { return ops::GatherV2(s, in[0], in[1], in[2]); }});
     }
   }
@@ -477,13 +482,14 @@ TEST(CudaArrayTest, OneHotMatchesCpu) {
       {{}, 3, -1},  {{7}, 0, -1}, {{2, 3, 4, 5}, 6, 2}, {{1 << 14}, 64, -1}, {{1023}, 1025, 0},
   };
   const Tensor on = Tensor::Scalar<float>(2.5f), off = Tensor::Scalar<float>(-0.5f);
-  for (DType d : {DType::kInt32, DType::kInt64, DType::kUInt8}) {
+  for (DType d : {DType::kInt32, DType::kInt64, DType::kUInt8, DType::kInt8}) {
     const int64_t lo = d == DType::kUInt8 ? 0 : -2;  // some indices out of range
+    const int64_t top = d == DType::kInt8 ? INT8_MAX : UINT8_MAX;
     for (const C& c : cases) {
       const int64_t axis = c.axis;
       ExpectGpuMatchesCpu({absl::StrCat("OneHot ", c.indices.DebugString(), " depth ", c.depth,
                                         " axis ", axis, " ", DTypeName(d)),
-                           {RandomIndices(c.indices, lo, std::min<int64_t>(c.depth + 1, 255), d),
+                           {RandomIndices(c.indices, lo, std::min<int64_t>(c.depth + 1, top), d),
                             Tensor::Scalar<int32_t>(static_cast<int32_t>(c.depth)), on, off},
                            [axis](const Scope& s, V in) {
                              return ops::OneHot(s, in[0], in[1], in[2], in[3], {.axis = axis});
@@ -535,6 +541,36 @@ TEST(CudaArrayTest, UnsortedSegmentSumDropsIdsOutOfRange) {
       RunKernel(*b->out.node, Gpu(), ForGpu(*b->out.node, inputs));
   ASSERT_TRUE(got.ok()) << got.status();
   EXPECT_EQ(testing::FromTensor(OnHost((*got)[0])).v, (std::vector<double>{0, 0, 8, 10}));
+}
+
+// The launches cap the grid at 65535 blocks of 256 threads (array_kernels.cu:
+// Blocks), 16,776,960 threads; every kernel here gets more elements than
+// that, so each grid-stride loop takes a second step. (The cases above, of
+// about 1 << 20 elements, fit in one grid.)
+TEST(CudaArrayTest, GridStrideLoopsReachEveryElement) {
+  SKIP_WITHOUT_GPU();
+  constexpr int64_t kSide = 4097;  // kSide * kSide = 16,785,409
+  const DType i64 = DType::kInt64;
+  ExpectGpuMatchesCpu({"Transpose (StridedCopy)",
+                       {Floats(Shape{kSide, kSide}), IndexTensor({1, 0}, DType::kInt32)},
+                       [](const Scope& s, V in) { return ops::Transpose(s, in[0], in[1]); }});
+  ExpectGpuMatchesCpu(
+      {"GatherV2",
+       {Floats(Shape{kSide + 3, kSide}), RandomIndices(Shape{kSide}, 0, kSide + 2, i64),
+        IndexScalar(0, i64)},
+       [](const Scope& s, V in) { return ops::GatherV2(s, in[0], in[1], in[2]); }});
+  ExpectGpuMatchesCpu({"OneHot",
+                       {RandomIndices(Shape{kSide}, -1, kSide, i64),
+                        Tensor::Scalar<int32_t>(static_cast<int32_t>(kSide)),
+                        Tensor::Scalar<float>(2.5f), Tensor::Scalar<float>(-0.5f)},
+                       [](const Scope& s, V in) {
+                         return ops::OneHot(s, in[0], in[1], in[2], in[3]);
+                       }});
+  ExpectGpuMatchesCpu(
+      {"UnsortedSegmentSum",
+       {Floats(Shape{kSide, kSide}), RandomIndices(Shape{kSide}, -1, 63, i64), IndexScalar(64, i64)},
+       [](const Scope& s, V in) { return ops::UnsortedSegmentSum(s, in[0], in[1], in[2]); },
+       1e-4});  // atomicAdd sums in any order
 }
 
 TEST(CudaArrayTest, RejectsWhatTheCpuRejects) {

@@ -5,8 +5,10 @@
 // checks the no-GPU answer itself.
 #ifdef GRADSERVE_HAVE_CUDA
 
+#include <algorithm>
 #include <cmath>
 #include <functional>
+#include <vector>
 
 #include "gmock/gmock.h"
 #include "graph/builder/ops.h"
@@ -107,6 +109,68 @@ TEST(CudaKernelTest, EveryKernelMatchesTheCpu) {
   for (const Case& c : cases) {
     ExpectGpuMatchesCpu(GpuCase{c.name, RandomFloats(c.shapes), c.build, c.tolerance});
   }
+}
+
+// Const copies its value to the GPU; AssignAdd/AssignSubVariableOp move a
+// variable assigned in host memory to the GPU (EnsureOnDevice) and update it
+// there, leaving an earlier snapshot alone (copy-on-write).
+TEST(CudaKernelTest, ConstAndVariableUpdatesRunOnTheGpu) {
+  SKIP_WITHOUT_GPU();
+  const Shape shape{5, 7};
+  Graph graph;
+  Scope s(&graph);
+  const Tensor constant = testing::ToTensor(testing::Random(shape), DType::kFloat);
+  Output c = ops::Const(s, constant);
+  Output handle = ops::VarHandleOp(s.WithName("v"), DType::kFloat, shape);
+  Node* init = ops::AssignVariableOp(s, handle, ops::Placeholder(s, DType::kFloat, shape));
+  Node* add = ops::AssignAddVariableOp(s, handle, ops::Placeholder(s, DType::kFloat, shape));
+  Node* sub = ops::AssignSubVariableOp(s, handle, ops::Placeholder(s, DType::kFloat, shape));
+  Output read = ops::ReadVariableOp(s, handle, DType::kFloat);
+  ASSERT_TRUE(s.ok()) << s.status();
+
+  auto got_const = RunKernel(*c.node, Gpu(), {});
+  ASSERT_TRUE(got_const.ok()) << got_const.status();
+  EXPECT_EQ((*got_const)[0].device(), Gpu()->name());
+  EXPECT_EQ(testing::FromTensor(testing::OnHost((*got_const)[0])).v,
+            testing::FromTensor(constant).v);
+
+  ResourceMgr resources;
+  auto h = RunKernel(*handle.node, Gpu(), {}, &resources);
+  ASSERT_TRUE(h.ok()) << h.status();
+  const Tensor var_handle = (*h)[0];
+  const Tensor start = testing::ToTensor(testing::Random(shape), DType::kFloat);
+  const Tensor d1 = testing::ToTensor(testing::Random(shape), DType::kFloat);
+  const Tensor d2 = testing::ToTensor(testing::Random(shape), DType::kFloat);
+  ASSERT_TRUE(RunKernel(*init, testing::Cpu(), {var_handle, start}, &resources).ok());
+  auto on_gpu = [&](const Node& node, const Tensor& delta) {
+    return RunKernel(node, Gpu(), testing::ForGpu(node, {var_handle, delta}), &resources).status();
+  };
+  auto read_on_gpu = [&]() -> Tensor {
+    auto r = RunKernel(*read.node, Gpu(), {var_handle}, &resources);
+    EXPECT_TRUE(r.ok()) << r.status();
+    if (!r.ok()) return Tensor();
+    EXPECT_EQ((*r)[0].device(), Gpu()->name());
+    return (*r)[0];
+  };
+  ASSERT_TRUE(on_gpu(*add, d1).ok());
+  const Tensor after_add = read_on_gpu();  // a snapshot the next update must not change
+  ASSERT_TRUE(on_gpu(*sub, d2).ok());
+  const Tensor after_sub = read_on_gpu();
+  const std::vector<double> v0 = testing::FromTensor(start).v, a = testing::FromTensor(d1).v,
+                            b = testing::FromTensor(d2).v;
+  const std::vector<double> got_add = testing::FromTensor(testing::OnHost(after_add)).v;
+  const std::vector<double> got_sub = testing::FromTensor(testing::OnHost(after_sub)).v;
+  ASSERT_EQ(got_add.size(), v0.size());
+  ASSERT_EQ(got_sub.size(), v0.size());
+  for (size_t i = 0; i < v0.size(); ++i) {
+    const float want_add = static_cast<float>(v0[i]) + static_cast<float>(a[i]);
+    const float want_sub = want_add - static_cast<float>(b[i]);
+    EXPECT_NEAR(got_add[i], want_add, 1e-6 * std::max(1.0, std::abs(double{want_add}))) << i;
+    EXPECT_NEAR(got_sub[i], want_sub, 1e-6 * std::max(1.0, std::abs(double{want_sub}))) << i;
+  }
+  // A delta of another shape: the CPU kernel's InvalidArgument.
+  const Tensor wrong = testing::ToTensor(testing::Random(Shape{3}), DType::kFloat);
+  EXPECT_EQ(on_gpu(*add, wrong).code(), absl::StatusCode::kInvalidArgument);
 }
 
 TEST(CudaKernelTest, AnInputLeftOnTheHostIsAnError) {

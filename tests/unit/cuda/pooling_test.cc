@@ -9,6 +9,7 @@
 #ifdef GRADSERVE_HAVE_CUDA
 
 #include <algorithm>
+#include <cfloat>
 #include <cmath>
 #include <functional>
 #include <string>
@@ -240,6 +241,25 @@ TEST(CudaPoolingTest, EdgeSizesMatchTheCpu) {
   ExpectPoolingMatchesCpu("empty batch", same3, Floats(Random(Shape{0, 5, 5, 2})));
   ExpectPoolingMatchesCpu("empty output", valid3, Floats(Random(Shape{2, 2, 5, 3})));
   ExpectPoolingMatchesCpu("negative", Geometries()[3], Floats(Random(Shape{2, 7, 9, 3}, -2, -1)));
+}
+
+TEST(CudaPoolingTest, AnEmptyImageUnderExplicitPaddingReadsNothing) {
+  SKIP_WITHOUT_GPU();
+  // 0 rows padded by (2, 1) under a 3-row window: one output row of empty
+  // windows (pooling_kernels.h). GPU only: the CPU kernel reads out of bounds.
+  const PoolGeometry g{"3x1_explicit", {3, 1}, {1, 1}, "EXPLICIT", {2, 1, 0, 0}};
+  const Tensor x = Floats(Random(Shape{1, 0, 5, 2}));
+  const Shape out = g.Out(x.shape());
+  ASSERT_EQ(out, (Shape{1, 1, 5, 2}));
+  absl::StatusOr<Tensor> max = RunNode(Gpu(), {x}, MaxPoolOf(g));
+  ASSERT_TRUE(max.ok()) << max.status();
+  ASSERT_EQ(max->shape(), out);
+  for (double v : FromTensor(*max).v) EXPECT_EQ(v, -FLT_MAX);
+  absl::StatusOr<Tensor> grad_grad =
+      RunNode(Gpu(), {x, Floats(Random(out)), x}, MaxPoolGradOf(g, /*grad_grad=*/true));
+  ASSERT_TRUE(grad_grad.ok()) << grad_grad.status();
+  ASSERT_EQ(grad_grad->shape(), out);
+  for (double v : FromTensor(*grad_grad).v) EXPECT_EQ(v, 0.0);
 }
 
 TEST(CudaPoolingTest, MaxTiesGoToTheFirstMaximumInWindowOrder) {

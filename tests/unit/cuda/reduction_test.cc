@@ -3,8 +3,9 @@
 // and Min over every axis pattern of rank 0 to 4 (keep_dims, negative axes,
 // no axes, int32 and int64 axes) up to 10^6 elements, which take the row and
 // column kernels and their multi-pass paths (Note [GPU reduction passes]);
-// ArgMax with ties; Softmax and LogSoftmax on rows of 1 to 100000 columns
-// (warp and block paths) and logits of +-100; the losses, L2Loss and
+// ArgMax with ties and NaN; Softmax and LogSoftmax on rows of 1 to 100000
+// columns (warp and block paths), logits of +-100 and NaN logits (NaN rows, as
+// on the CPU, in the losses too); the losses, L2Loss and
 // BiasAddGrad in both layouts. Sums use integer-valued floats where they can,
 // so that any summation order gives the CPU's result exactly and a lost or
 // repeated element shows. Bad inputs get the CPU kernel's code and message;
@@ -260,6 +261,25 @@ TEST(CudaReductionTest, ArgMaxMatchesTheCpuWithTies) {
                  DType::kFloat),
         IntTensor({1}, DType::kInt32, Shape{})},
        build});
+  // NaN is never the maximum (Eigen's argmax on the CPU skips it): a NaN first
+  // in its row, one in the middle, a row of NaN only (index 0) and a row of
+  // -inf with NaN, on the column (r = 7, and axis 0), warp and block kernels.
+  for (const Shape& shape : {Shape{6, 7}, Shape{6, 40}, Shape{6, 5000}}) {
+    Tensor x = Floats(shape);
+    float* p = x.data<float>();
+    const int64_t cols = shape.dim(1);
+    p[0] = NAN;
+    p[1 * cols + cols / 2] = NAN;
+    for (int64_t c = 0; c < cols; ++c) {
+      p[2 * cols + c] = NAN;
+      p[3 * cols + c] = c % 2 == 0 ? NAN : -INFINITY;
+    }
+    for (int64_t axis : {0, 1}) {
+      ExpectGpuMatchesCpu({absl::StrCat("ArgMax NaN ", shape.DebugString(), " axis ", axis),
+                           {x, IntTensor({axis}, DType::kInt32, Shape{})},
+                           build});
+    }
+  }
 }
 
 TEST(CudaReductionTest, SoftmaxAndLogSoftmaxMatchTheCpu) {
@@ -278,6 +298,43 @@ TEST(CudaReductionTest, SoftmaxAndLogSoftmaxMatchTheCpu) {
     for (const Shape& shape : {Shape{64, 1000}, Shape{4, 5000}}) {
       ExpectGpuMatchesCpu(
           {absl::StrCat(op, " +-100 ", shape.DebugString()), {Floats(shape, -100, 100)}, build});
+    }
+  }
+}
+
+// A NaN logit makes its whole row NaN on the CPU (the row's sum of exp is
+// NaN), in the losses too. Each NaN here is the first value its thread of the
+// warp (40 columns) or block (2000) kernel reads, where the online softmax's
+// running max is still -inf; row 3 is -inf but for its NaN. Every row has a
+// NaN, so every output is NaN on both devices, or an exact 0 (the loss of a
+// row whose labels are all 0).
+TEST(CudaReductionTest, NaNLogitsGiveNaNRowsAsOnTheCpu) {
+  SKIP_WITHOUT_GPU();
+  constexpr int64_t kRows = 4;
+  for (int64_t cols : {40, 2000}) {
+    const Shape shape{kRows, cols};
+    Tensor x = Floats(shape, -10, 10);
+    float* p = x.data<float>();
+    for (int64_t r = 0; r < kRows; ++r) p[r * cols + r] = NAN;
+    for (int64_t c = 0; c < cols; ++c) {
+      if (c != 3) p[3 * cols + c] = -INFINITY;
+    }
+    const std::string at = shape.DebugString();
+    ExpectSameWithSpecials(absl::StrCat("Softmax NaN ", at), {x},
+                           [](const Scope& s, V in) { return ops::Softmax(s, in[0]); });
+    ExpectSameWithSpecials(absl::StrCat("LogSoftmax NaN ", at), {x},
+                           [](const Scope& s, V in) { return ops::LogSoftmax(s, in[0]); });
+    ExpectSameWithSpecials(absl::StrCat("SoftmaxXent NaN ", at), {x, SmallInts(shape, 0, 3)},
+                           [](const Scope& s, V in) {
+                             return ops::SoftmaxCrossEntropyWithLogits(s, in[0], in[1]).loss;
+                           });
+    for (DType label_type : {DType::kInt32, DType::kInt64}) {
+      ExpectSameWithSpecials(
+          absl::StrCat("SparseSoftmaxXent NaN ", at, " ", DTypeName(label_type)),
+          {x, ToTensor(testing::RandomInt(Shape{kRows}, 0, cols - 1), label_type)},
+          [](const Scope& s, V in) {
+            return ops::SparseSoftmaxCrossEntropyWithLogits(s, in[0], in[1]).loss;
+          });
     }
   }
 }

@@ -173,8 +173,9 @@ std::vector<float> Values(const Tensor& t) {
   return std::vector<float>(t.data<float>(), t.data<float>() + t.num_elements());
 }
 
-// x (fed) -> a = x + x (acc) -> r = Reshape(a, Shape(a) from acc ... ) ->
-// relu = Relu(r) (CPU: no acc kernel) -> y = relu * r (acc) -> fetched.
+// x (fed) -> a = x + x (acc) -> r = Reshape(a, shape) (acc; the int32 Const
+// shape stays on the host) -> relu = Relu(r) (CPU: no acc kernel) ->
+// y = relu * r (acc) -> fetched, with shape_of = Shape(y) (acc, host output).
 TEST(PartitionTest, CopiesWhereMemoriesDifferAndOnlyThere) {
   Graph g;
   Scope s(&g);
@@ -184,7 +185,7 @@ TEST(PartitionTest, CopiesWhereMemoriesDifferAndOnlyThere) {
   Output r = ops::Reshape(s.WithName("r"), a, shape);
   Output relu = ops::Relu(s.WithName("relu"), r);
   Output y = ops::Mul(s.WithName("y"), relu, r);
-  Output shape_of = ops::ShapeOf(s.WithName("shape_of"), y);
+  ops::ShapeOf(s.WithName("shape_of"), y);
   ASSERT_TRUE(s.ok()) << s.status();
   AccSet set = AccFirst();
 
@@ -227,6 +228,53 @@ TEST(PartitionTest, CopiesWhereMemoriesDifferAndOnlyThere) {
               ElementsAre(3, 2));
   EXPECT_EQ(set.acc->copies_in.load(), 2);
   EXPECT_EQ(set.acc->copies_out.load(), 2);
+}
+
+// The executor's wiring around copies: a fed placeholder that is also a
+// control input (the feed meets it; the placeholder does not run) and is
+// fetched as fed; one copy read twice by one node; a control edge from an
+// accelerator node to a CPU node reading the feed directly, which must not
+// write into the caller's tensor.
+TEST(PartitionTest, FeedsFetchesControlEdgesAndRepeatedReads) {
+  Graph g;
+  Scope s(&g);
+  Output x = ops::Placeholder(s.WithName("x"), DType::kFloat, Shape{2});
+  Output a = ops::Mul(s.WithName("a").WithControlDependencies({x}), x, x);
+  ops::Relu(s.WithName("b").WithControlDependencies({a}), x);
+  ops::AddV2(s.WithName("y"), a, a);
+  ASSERT_TRUE(s.ok()) << s.status();
+  AccSet set = AccFirst();
+  auto plan = BuildExecutionPlan(
+      g, set.devices, {.feeds = {"x:0"}, .fetches = {"x:0", "y:0", "b:0"}}, &Kernels());
+  ASSERT_TRUE(plan.ok()) << plan.status();
+  for (const Node* n : plan->nodes) EXPECT_NE(n->name(), "x");
+  std::vector<std::string> copies;
+  for (const CopyStep& c : plan->copies) {
+    copies.push_back(absl::StrCat(c.src.node->name(), ":", c.src.index, " ", c.from->name(), "->",
+                                  c.to->name()));
+  }
+  EXPECT_THAT(copies, ::testing::UnorderedElementsAre("x:0 cpu:0->acc:0", "y:0 acc:0->cpu:0"));
+  ASSERT_EQ(plan->fetch_copies.size(), 3u);
+  EXPECT_EQ(plan->fetch_copies[0], -1);
+  EXPECT_GE(plan->fetch_copies[1], 0);
+  EXPECT_EQ(plan->fetch_copies[2], -1);
+
+  ResourceMgr resources;
+  auto ex = Executor::Create(*plan, {.resources = &resources, .kernels = &Kernels()});
+  ASSERT_TRUE(ex.ok()) << ex.status();
+  for (int run = 0; run < 2; ++run) {
+    const Tensor feed = Floats({-1, 2}, Shape{2});
+    std::vector<Tensor> out;
+    absl::Status st = (*ex)->Run({feed}, &out);
+    ASSERT_TRUE(st.ok()) << st;
+    ASSERT_EQ(out.size(), 3u);
+    EXPECT_TRUE(out[0].SharesBufferWith(feed));
+    EXPECT_THAT(Values(feed), ElementsAre(-1, 2));  // not written by Relu
+    EXPECT_THAT(Values(out[1]), ElementsAre(2, 8));  // y = 2 * x * x
+    EXPECT_THAT(Values(out[2]), ElementsAre(0, 2));  // b = relu(x)
+  }
+  EXPECT_EQ(set.acc->copies_in.load(), 2);   // x, once per run
+  EXPECT_EQ(set.acc->copies_out.load(), 2);  // y, once per run
 }
 
 TEST(PartitionTest, AllOnTheCpuNeedsNoCopies) {
