@@ -30,20 +30,21 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "bench/serving_bench_util.h"
 #include "graph/example_models.h"
 #include "graph/file_io.h"
 #include "grpcpp/grpcpp.h"
 #include "proto/grpc_service.grpc.pb.h"
 #include "runtime/device.h"
-#include "serving/grpc_server.h"
-#include "serving/inference_service.h"
-#include "serving/model_manager.h"
 
 namespace gradserve::serving {
 namespace {
 
 namespace fs = std::filesystem;
 
+using bench::InProcessServer;
+
+constexpr char kProgram[] = "gpu_serving_bench";
 constexpr int64_t kWidth = 784;
 
 struct Options {
@@ -51,12 +52,7 @@ struct Options {
   int clients = 128;
 };
 
-void Check(const absl::Status& s, const char* what) {
-  if (!s.ok()) {
-    std::fprintf(stderr, "gpu_serving_bench: %s: %s\n", what, std::string(s.message()).c_str());
-    std::exit(1);
-  }
-}
+void Check(const absl::Status& s, const char* what) { bench::ExitUnlessOk(kProgram, s, what); }
 
 // config.pbtxt of one copy of fashion_mlp with instance group `group`.
 std::string Config(const std::string& name, const std::string& group) {
@@ -89,52 +85,17 @@ std::string MakeRepository() {
   return repo;
 }
 
-// A server in this process on a free loopback port.
-struct Server {
-  std::unique_ptr<ModelManager> manager;
-  std::unique_ptr<InferenceService> inference;
-  std::unique_ptr<GrpcServer> grpc;
-  std::string address;
-
-  explicit Server(const std::string& repo) {
-    ModelManagerOptions options;
-    options.repository = repo;
-    auto m = ModelManager::Create(options);
-    Check(m.status(), "ModelManager::Create");
-    manager = *std::move(m);
-    manager->Start();
-    manager->WaitForInitialLoad();
-    for (const ModelIndexEntry& e : manager->Index(/*ready_only=*/false)) {
-      if (e.state != VersionState::kReady) {
-        Check(absl::FailedPreconditionError(
-                  absl::StrCat(e.name, " version ", e.version, " is ",
-                               VersionStateName(e.state), ": ", e.reason)),
-              "loading the models");
-      }
-    }
-    inference = std::make_unique<InferenceService>(manager.get());
-    auto g = GrpcServer::Start("127.0.0.1:0", inference.get());
-    Check(g.status(), "GrpcServer::Start");
-    grpc = *std::move(g);
-    address = absl::StrCat("127.0.0.1:", grpc->port());
+// inference_count / execution_count of `model` on `server` so far.
+std::pair<uint64_t, uint64_t> Counts(const InProcessServer& server, const std::string& model) {
+  auto stats = server.inference->ModelStatistics(model, "");
+  Check(stats.status(), "ModelStatistics");
+  uint64_t inferences = 0, executions = 0;
+  for (const auto& s : stats->model_stats()) {
+    inferences += s.inference_count();
+    executions += s.execution_count();
   }
-  ~Server() {
-    grpc->Shutdown(absl::Now() + absl::Seconds(5));
-    manager->Shutdown();
-  }
-
-  // inference_count / execution_count of `model` so far.
-  std::pair<uint64_t, uint64_t> Counts(const std::string& model) const {
-    auto stats = inference->ModelStatistics(model, "");
-    Check(stats.status(), "ModelStatistics");
-    uint64_t inferences = 0, executions = 0;
-    for (const auto& s : stats->model_stats()) {
-      inferences += s.inference_count();
-      executions += s.execution_count();
-    }
-    return {inferences, executions};
-  }
-};
+  return {inferences, executions};
+}
 
 // A batch-1 request of random pixels in [0, 1).
 inference::ModelInferRequest Request(const std::string& model, uint32_t seed) {
@@ -142,30 +103,22 @@ inference::ModelInferRequest Request(const std::string& model, uint32_t seed) {
   std::uniform_real_distribution<float> u(0.f, 1.f);
   std::vector<float> pixels(kWidth);
   for (float& p : pixels) p = u(rng);
-  inference::ModelInferRequest request;
-  request.set_model_name(model);
-  auto* in = request.add_inputs();
-  in->set_name("pixels");
-  in->set_datatype("FP32");
-  in->add_shape(1);
-  in->add_shape(kWidth);
-  request.add_raw_input_contents(
-      std::string(reinterpret_cast<const char*>(pixels.data()), pixels.size() * sizeof(float)));
-  return request;
+  return bench::PixelsRequest(model, pixels.data(), kWidth);
 }
 
 struct Result {
-  double per_second = 0, p50_us = 0, p99_us = 0, mean_batch = 0;
+  bench::LatencySummary latency;
+  double mean_batch = 0;
 };
 
 // Every stub sends ModelInfer calls to `model` in a loop for `seconds`.
-Result Load(const Server& server,
+Result Load(const InProcessServer& server,
             const std::vector<std::unique_ptr<inference::GRPCInferenceService::Stub>>& stubs,
             const std::string& model, double seconds) {
   const int clients = static_cast<int>(stubs.size());
   std::vector<std::vector<double>> latencies(clients);
   std::vector<std::thread> threads;
-  const auto [inferences0, executions0] = server.Counts(model);
+  const auto [inferences0, executions0] = Counts(server, model);
   const absl::Time start = absl::Now();
   for (int c = 0; c < clients; ++c) {
     threads.emplace_back([&, c] {
@@ -185,15 +138,10 @@ Result Load(const Server& server,
   }
   for (std::thread& t : threads) t.join();
   const double elapsed = absl::ToDoubleSeconds(absl::Now() - start);
-  const auto [inferences1, executions1] = server.Counts(model);
-  std::vector<double> all;
-  for (const auto& l : latencies) all.insert(all.end(), l.begin(), l.end());
-  std::sort(all.begin(), all.end());
+  const auto [inferences1, executions1] = Counts(server, model);
   Result r;
-  if (all.empty()) return r;
-  r.per_second = all.size() / elapsed;
-  r.p50_us = all[all.size() / 2];
-  r.p99_us = all[std::min(all.size() - 1, all.size() * 99 / 100)];
+  r.latency = bench::Summarize(latencies, elapsed);
+  if (r.latency.per_second == 0) return r;  // no call
   const uint64_t executions = executions1 - executions0;
   r.mean_batch =
       executions > 0 ? static_cast<double>(inferences1 - inferences0) / executions : 0;
@@ -203,13 +151,11 @@ Result Load(const Server& server,
 void Run(const Options& o) {
   const std::string repo = MakeRepository();
   {
-    Server server(repo);
+    InProcessServer server({.program = kProgram, .repository = repo, .require_all_ready = true});
     std::vector<std::unique_ptr<inference::GRPCInferenceService::Stub>> stubs;
     for (int c = 0; c < o.clients; ++c) {
-      grpc::ChannelArguments args;
-      args.SetInt("gradserve.client", c);  // a connection per client
-      stubs.push_back(inference::GRPCInferenceService::NewStub(
-          grpc::CreateCustomChannel(server.address, grpc::InsecureChannelCredentials(), args)));
+      stubs.push_back(
+          inference::GRPCInferenceService::NewStub(bench::ClientChannel(server.address, c)));
     }
     std::printf("%d clients, batch-1 ModelInfer over loopback gRPC, %.1f s per model\n",
                 o.clients, o.seconds);
@@ -221,11 +167,11 @@ void Run(const Options& o) {
       Load(server, stubs, models[i], 1.0);  // warm-up: connections, batch shapes
       results[i] = Load(server, stubs, models[i], o.seconds);
       const Result& r = results[i];
-      std::printf("%-12s %12.0f %10.0f %10.0f %10.1f\n", models[i], r.per_second, r.p50_us,
-                  r.p99_us, r.mean_batch);
+      std::printf("%-12s %12.0f %10.0f %10.0f %10.1f\n", models[i], r.latency.per_second,
+                  r.latency.p50_us, r.latency.p99_us, r.mean_batch);
     }
-    std::printf("%-12s %12.2f   (goal >= 20)\n", "GPU/CPU",
-                results[0].per_second > 0 ? results[1].per_second / results[0].per_second : 0);
+    const double cpu = results[0].latency.per_second, gpu = results[1].latency.per_second;
+    std::printf("%-12s %12.2f   (goal >= 20)\n", "GPU/CPU", cpu > 0 ? gpu / cpu : 0);
   }
   fs::remove_all(repo);
 }

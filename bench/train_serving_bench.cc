@@ -27,21 +27,24 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
+#include "bench/serving_bench_util.h"
 #include "google/protobuf/text_format.h"
 #include "graph/file_io.h"
 #include "grpcpp/grpcpp.h"
 #include "proto/grpc_service.grpc.pb.h"
 #include "proto/training.grpc.pb.h"
 #include "runtime/trainer.h"
-#include "serving/grpc_server.h"
-#include "serving/model_manager.h"
 #include "serving/online_trainer.h"
-#include "serving/training_service.h"
 
 namespace gradserve::serving {
 namespace {
 
 namespace fs = std::filesystem;
+
+using bench::InProcessServer;
+using bench::LatencySummary;
+
+constexpr char kProgram[] = "train_serving_bench";
 
 struct Options {
   std::string models_dir = "configs/models";
@@ -50,12 +53,7 @@ struct Options {
   int predict_clients = 16;
 };
 
-void Check(const absl::Status& s, const char* what) {
-  if (!s.ok()) {
-    std::fprintf(stderr, "train_serving_bench: %s: %s\n", what, std::string(s.message()).c_str());
-    std::exit(1);
-  }
-}
+void Check(const absl::Status& s, const char* what) { bench::ExitUnlessOk(kProgram, s, what); }
 
 // The model's example config with training on: Adam, its max_batch_size as
 // batch_size, no cadence checkpoints (they are not what is measured).
@@ -124,41 +122,8 @@ double InProcessExamplesPerSecond(const std::string& dir, const inference::Model
   return steps * d.rows / absl::ToDoubleSeconds(absl::Now() - start);
 }
 
-// A server in this process on a free loopback port.
-struct Server {
-  std::unique_ptr<ModelManager> manager;
-  std::unique_ptr<InferenceService> inference;
-  std::unique_ptr<TrainingService> training;
-  std::unique_ptr<GrpcServer> grpc;
-  std::string address;
-
-  Server(const std::string& repo, bool lock_whole_step) {
-    ModelManagerOptions options;
-    options.repository = repo;
-    options.training.lock_whole_step = lock_whole_step;
-    auto m = ModelManager::Create(options);
-    Check(m.status(), "ModelManager::Create");
-    manager = *std::move(m);
-    manager->Start();
-    manager->WaitForInitialLoad();
-    inference = std::make_unique<InferenceService>(manager.get());
-    training = std::make_unique<TrainingService>(manager.get());
-    auto g = GrpcServer::Start("127.0.0.1:0", inference.get(), training.get());
-    Check(g.status(), "GrpcServer::Start");
-    grpc = *std::move(g);
-    address = absl::StrCat("127.0.0.1:", grpc->port());
-  }
-  ~Server() {
-    grpc->Shutdown(absl::Now() + absl::Seconds(5));
-    manager->Shutdown();
-  }
-};
-
 std::shared_ptr<grpc::Channel> Channel(const std::string& address, int id) {
-  grpc::ChannelArguments args;
-  args.SetInt("gradserve.client", id);  // a connection per client
-  args.SetMaxSendMessageSize(64 << 20);
-  return grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args);
+  return bench::ClientChannel(address, id, /*max_send_message_bytes=*/64 << 20);
 }
 
 v1::ModelTrainRequest TrainRequest(const std::string& model, const Data& d) {
@@ -202,23 +167,12 @@ double TrainStream(const std::string& address, const v1::ModelTrainRequest& requ
   return examples.load() / absl::ToDoubleSeconds(absl::Now() - start);
 }
 
-struct Latency {
-  double p50_us = 0, p99_us = 0, per_second = 0;
-};
-
 // `clients` threads of batch-1 ModelInfer calls for `seconds`; with
 // `train` set, one client trains at full speed meanwhile.
-Latency PredictLatency(const std::string& address, const std::string& model, const Data& d,
-                       int clients, double seconds, const v1::ModelTrainRequest* train) {
-  inference::ModelInferRequest request;
-  request.set_model_name(model);
-  auto* in = request.add_inputs();
-  in->set_name("pixels");
-  in->set_datatype("FP32");
-  in->add_shape(1);
-  in->add_shape(d.width);
-  request.add_raw_input_contents(
-      std::string(reinterpret_cast<const char*>(d.features.data()), d.width * sizeof(float)));
+LatencySummary PredictLatency(const std::string& address, const std::string& model, const Data& d,
+                              int clients, double seconds, const v1::ModelTrainRequest* train) {
+  const inference::ModelInferRequest request =
+      bench::PixelsRequest(model, d.features.data(), d.width);
   std::atomic<bool> stop{false};
   std::thread trainer;
   if (train != nullptr) {
@@ -245,14 +199,7 @@ Latency PredictLatency(const std::string& address, const std::string& model, con
   const double elapsed = absl::ToDoubleSeconds(absl::Now() - start);
   stop = true;
   if (trainer.joinable()) trainer.join();
-  std::vector<double> all;
-  for (auto& l : latencies) all.insert(all.end(), l.begin(), l.end());
-  std::sort(all.begin(), all.end());
-  Latency out;
-  out.p50_us = all[all.size() / 2];
-  out.p99_us = all[std::min(all.size() - 1, all.size() * 99 / 100)];
-  out.per_second = all.size() / elapsed;
-  return out;
+  return bench::Summarize(latencies, elapsed);
 }
 
 void Run(const Options& o) {
@@ -260,7 +207,7 @@ void Run(const Options& o) {
               "server 1 cl", "ratio", "server 2 cl", "ratio");
   struct Row {
     std::string model;
-    Latency alone, split, whole;
+    LatencySummary alone, split, whole;
   };
   std::vector<Row> latency_rows;
   for (const std::string& model : o.models) {
@@ -274,7 +221,7 @@ void Run(const Options& o) {
     Row row{model, {}, {}, {}};
     double server1 = 0, server2 = 0;
     {
-      Server server(repo, /*lock_whole_step=*/false);
+      InProcessServer server({.program = kProgram, .repository = repo, .training = true});
       std::atomic<bool> stop{false};
       TrainStream(server.address, request, 1, &stop, 0.5);  // warm-up
       server1 = TrainStream(server.address, request, 1, &stop, o.seconds);
@@ -283,7 +230,8 @@ void Run(const Options& o) {
       row.split = PredictLatency(server.address, model, d, o.predict_clients, o.seconds, &request);
     }
     {
-      Server server(repo, /*lock_whole_step=*/true);
+      InProcessServer server(
+          {.program = kProgram, .repository = repo, .training = true, .lock_whole_step = true});
       row.whole = PredictLatency(server.address, model, d, o.predict_clients, o.seconds, &request);
     }
     std::printf("%-12s %5lld | %12.0f %12.0f %6.2f %12.0f %6.2f\n", model.c_str(),
@@ -297,7 +245,7 @@ void Run(const Options& o) {
   std::printf("%-12s | %-24s | %-24s %7s | %-24s %7s\n", "model", "alone",
               "+training (update lock)", "p99 x", "+training (step lock)", "p99 x");
   for (const Row& r : latency_rows) {
-    auto cell = [](const Latency& l) {
+    auto cell = [](const LatencySummary& l) {
       return absl::StrCat(static_cast<int>(l.p50_us), " / ", static_cast<int>(l.p99_us), " / ",
                           static_cast<int>(l.per_second));
     };

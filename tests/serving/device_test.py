@@ -10,13 +10,11 @@ malformed --device, stops the server at start with exit status 2 and the
 reason.
 """
 
-import json
 import os
 import re
 import subprocess
 import sys
 import unittest
-import urllib.error
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -48,20 +46,8 @@ def tearDownModule():
     server_util.stop_module_server(SERVER, REPO)
 
 
-def call(method, path, body=None):
-    """(status, parsed JSON body) of a REST call."""
-    data = json.dumps(body).encode() if body is not None else None
-    req = urllib.request.Request(f"http://{SERVER.url('http')}{path}", data=data, method=method,
-                                 headers={"Content-Type": "application/json"})
-    try:
-        with urllib.request.urlopen(req, timeout=30) as r:
-            return r.status, json.loads(r.read() or b"null")
-    except urllib.error.HTTPError as e:
-        return e.code, json.loads(e.read() or b"null")
-
-
 def infer(model, x):
-    status, body = call("POST", f"/v2/models/{model}/infer", {"inputs": [
+    status, body = SERVER.rest("POST", f"/v2/models/{model}/infer", {"inputs": [
         {"name": "pixels", "shape": list(x.shape), "datatype": "FP32",
          "data": x.ravel().tolist()}]})
     return status, body
@@ -80,7 +66,7 @@ class DeviceTest(unittest.TestCase):
     def test_gpu_model_without_a_gpu_fails_with_the_reason(self):
         if HAS_GPU:
             self.skipTest("this machine has a GPU")
-        status, index = call("POST", "/v2/repository/index")
+        status, index = SERVER.rest("POST", "/v2/repository/index")
         entries = {m["name"]: m for m in index}
         self.assertEqual(entries[GPU_MODEL]["state"], "UNAVAILABLE")
         self.assertIn("asks for a GPU (instance_group KIND_GPU), but there is none",
@@ -102,7 +88,7 @@ class DeviceTest(unittest.TestCase):
                                        atol=1e-5)
         x = RNG.uniform(0, 16, (8, 64)).astype(np.float32)
         before = probabilities(infer(GPU_MODEL, x)[1])
-        status, trained = call("POST", f"/v2/models/{GPU_MODEL}/train", {"inputs": [
+        status, trained = SERVER.rest("POST", f"/v2/models/{GPU_MODEL}/train", {"inputs": [
             {"name": "pixels", "shape": [8, 64], "datatype": "FP32", "data": x.ravel().tolist()},
             {"name": "labels", "shape": [8], "datatype": "INT64",
              "data": RNG.integers(0, 10, 8).tolist()}]})

@@ -8,6 +8,7 @@ only, so any test can import it whatever client it drives the server with.
     with GradserveServer(binary, repo.path) as server:      # ports 0, loopback
         server.start()                                      # waits for "ready"
         url = server.grpc_address                           # "127.0.0.1:PORT"
+        status, index = server.rest("POST", "/v2/repository/index")  # REST, JSON
         ...
         server.send_signal(signal.SIGTERM)
         assert server.wait(timeout=15) == 0
@@ -30,6 +31,7 @@ end it. Never rely on a sleep: use wait_until() or wait_for_log().
 import argparse
 import atexit
 import ctypes
+import json
 import os
 import re
 import shutil
@@ -38,6 +40,8 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
+import urllib.request
 
 _SERVING_LINE = re.compile(r"serving (\S+) on (\S+):(\d+)")
 _READY_LINE = re.compile(r"gradserve: ready$", re.MULTILINE)
@@ -215,6 +219,19 @@ class GradserveServer:
     def url(self, protocol):
         """"127.0.0.1:PORT" of a logged protocol ("grpc", "http", "metrics")."""
         return f"127.0.0.1:{self.ports[protocol]}"
+
+    def rest(self, method, path, body=None, timeout=30):
+        """(HTTP status, parsed JSON body) of a REST call to the server's HTTP
+        port; `body` (when given) is sent as JSON, an empty reply parses as
+        None. An error status is returned, not raised."""
+        data = None if body is None else json.dumps(body).encode()
+        req = urllib.request.Request(f"http://{self.url('http')}{path}", data=data, method=method,
+                                     headers={"Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(req, timeout=timeout) as r:
+                return r.status, json.loads(r.read() or b"null")
+        except urllib.error.HTTPError as e:
+            return e.code, json.loads(e.read() or b"null")
 
     def running(self):
         return self.process is not None and self.process.poll() is None

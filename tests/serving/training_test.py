@@ -13,7 +13,6 @@ import os
 import signal
 import sys
 import unittest
-import urllib.error
 import urllib.request
 
 import grpc
@@ -250,16 +249,6 @@ class TrainApiTest(unittest.TestCase):
 
 
 class RestTrainTest(unittest.TestCase):
-    def request(self, method, path, body=None):
-        data = None if body is None else json.dumps(body).encode()
-        req = urllib.request.Request("http://" + SERVER.url("http") + path, data=data, method=method,
-                                     headers={"Content-Type": "application/json"})
-        try:
-            with urllib.request.urlopen(req, timeout=30) as r:
-                return r.status, json.loads(r.read() or b"null")
-        except urllib.error.HTTPError as e:
-            return e.code, json.loads(e.read() or b"null")
-
     def train_body(self, rows, labels=None):
         labels = Y[:rows] if labels is None else labels
         return {"id": "rest-1", "inputs": [
@@ -269,32 +258,32 @@ class RestTrainTest(unittest.TestCase):
              "data": [int(v) for v in labels]}]}
 
     def test_train_status_and_checkpoint(self):
-        code, before = self.request("GET", "/v2/models/digits_mlp/training")
+        code, before = SERVER.rest("GET", "/v2/models/digits_mlp/training")
         self.assertEqual(code, 200, before)
-        code, r = self.request("POST", "/v2/models/digits_mlp/versions/1/train", self.train_body(5))
+        code, r = SERVER.rest("POST", "/v2/models/digits_mlp/versions/1/train", self.train_body(5))
         self.assertEqual(code, 200, r)
         self.assertEqual((r["id"], r["examples_in_step"]), ("rest-1", 5))
         self.assertEqual(r["step"], before["step"] + 1)
         self.assertGreater(r["weights_generation"], before["weights_generation"])
-        code, c = self.request("POST", "/v2/models/digits_mlp/training/checkpoint")
+        code, c = SERVER.rest("POST", "/v2/models/digits_mlp/training/checkpoint")
         self.assertEqual(code, 200, c)
         self.assertTrue(os.path.exists(c["checkpoint"]["path"]))
-        code, e = self.request("POST", "/v2/models/digits_mlp/train",
-                               self.train_body(3, labels=[1, 12, 3]))
+        code, e = SERVER.rest("POST", "/v2/models/digits_mlp/train",
+                              self.train_body(3, labels=[1, 12, 3]))
         self.assertEqual(code, 400)
         self.assertIn("label 12", e["error"])
-        code, e = self.request("POST", "/v2/models/digits_cnn/train", self.train_body(2))
+        code, e = SERVER.rest("POST", "/v2/models/digits_cnn/train", self.train_body(2))
         self.assertEqual(code, 400)
         self.assertIn("training is not enabled", e["error"])
-        code, e = self.request("GET", "/v2/models/digits_mlp/train")
+        code, e = SERVER.rest("GET", "/v2/models/digits_mlp/train")
         self.assertEqual(code, 405)
         # The README's example request.
         with open(os.path.join(os.path.dirname(ARGS.models_dir), "examples",
                                "digit_train.json")) as f:
-            code, r = self.request("POST", "/v2/models/digits_mlp/train", json.load(f))
+            code, r = SERVER.rest("POST", "/v2/models/digits_mlp/train", json.load(f))
         self.assertEqual((code, r["examples_in_step"]), (200, 4), r)
-        code, e = self.request("POST", "/v2/models/digits_mlp/training/rollback",
-                               {"checkpoint": "ckpt-nope"})
+        code, e = SERVER.rest("POST", "/v2/models/digits_mlp/training/rollback",
+                              {"checkpoint": "ckpt-nope"})
         self.assertEqual(code, 404)
         self.assertIn("no checkpoint 'ckpt-nope'", e["error"])
 

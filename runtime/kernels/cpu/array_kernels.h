@@ -2,7 +2,8 @@
 // and fill ops, registration), slice_ops.cc (Slice, StridedSlice, Transpose, Tile,
 // Pad) and gather_ops.cc (ConcatV2, Pack, GatherV2, OneHot, SelectV2). Output
 // shapes and input checks come from graph/ops/array_ops.h, the same code the shape
-// functions run.
+// functions run, mostly through the plans of runtime/kernels/array_util.h, which
+// the CUDA kernels share.
 //
 // Note [Moving bytes]: moving data does not depend on what the elements mean, so
 // these kernels dispatch on the element size, not the dtype: bool, int8 and uint8
@@ -22,6 +23,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/types/span.h"
 #include "graph/ops/array_ops.h"
+#include "runtime/kernels/array_util.h"  // ReadInts, DenseStrides, plans
 #include "runtime/kernels/cpu/cwise.h"
 
 namespace gradserve {
@@ -96,12 +98,6 @@ Eigen::array<Eigen::DenseIndex, N> EigenDims(absl::Span<const int64_t> dims) {
   for (int i = 0; i < N; ++i) out[i] = dims[i];
   return out;
 }
-
-// The values of an integer tensor (index-like inputs), flattened, as int64.
-std::vector<int64_t> ReadInts(const Tensor& t);
-
-// Row-major strides (in elements) of `dims`.
-std::vector<int64_t> DenseStrides(absl::Span<const int64_t> dims);
 
 // Moves element (i_0, ..., i_k) of a `dims`-shaped index space from
 // src + sum(i_j * src_strides[j]) to dst + sum(i_j * dst_strides[j]); strides are in

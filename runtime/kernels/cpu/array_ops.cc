@@ -1,30 +1,17 @@
-// CPU kernels for array ops (graph/ops/array_ops.cc): sources, identities, the
-// metadata ops that only relabel a buffer (Reshape, Squeeze, ExpandDims, Shape) and
-// the fills; the shared helpers of runtime/kernels/cpu/array_kernels.h.
+// CPU kernels for array ops (graph/ops/array_ops.cc): sources and the fills,
+// the CPU's instances of the device-neutral metadata kernels (identities,
+// Reshape, Squeeze, ExpandDims, Shape: runtime/kernels/metadata_kernels.h), the
+// shared helpers of runtime/kernels/cpu/array_kernels.h and the family's
+// registration.
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
 #include "graph/status.h"
 #include "runtime/kernels/cpu/array_kernels.h"
+#include "runtime/kernels/metadata_kernels.h"
+#include "runtime/kernels/state_kernels.h"  // NoOpKernel
 
 namespace gradserve {
-
-std::vector<int64_t> ReadInts(const Tensor& t) {
-  std::vector<int64_t> out(t.num_elements());
-  (void)DispatchIndexType(t.dtype(), [&]<typename I>() -> absl::Status {
-    const I* p = t.data<I>();
-    for (int64_t i = 0; i < t.num_elements(); ++i) out[i] = static_cast<int64_t>(p[i]);
-    return absl::OkStatus();
-  });
-  return out;
-}
-
-std::vector<int64_t> DenseStrides(absl::Span<const int64_t> dims) {
-  std::vector<int64_t> s(dims.size(), 1);
-  for (int i = static_cast<int>(dims.size()) - 2; i >= 0; --i) s[i] = s[i + 1] * dims[i + 1];
-  return s;
-}
-
 namespace {
 
 template <typename U>
@@ -114,93 +101,6 @@ class PlaceholderKernel final : public OpKernel {
   }
 };
 
-// Identity, StopGradient, PlaceholderWithDefault: output 0 = input 0 (shared).
-class ForwardKernel final : public OpKernel {
- public:
-  using OpKernel::OpKernel;
-  bool IsExpensive() const override { return false; }
-  absl::Status Compute(OpKernelContext& ctx) const override {
-    ctx.set_output(0, ctx.input(0));
-    return absl::OkStatus();
-  }
-};
-
-class NoOpKernel final : public OpKernel {
- public:
-  using OpKernel::OpKernel;
-  bool IsExpensive() const override { return false; }
-  absl::Status Compute(OpKernelContext&) const override { return absl::OkStatus(); }
-};
-
-// Output 0 = input 0's buffer under the shape `shape` (no copy).
-absl::Status Relabel(OpKernelContext& ctx, absl::StatusOr<Shape> shape) {
-  if (!shape.ok()) return shape.status();
-  GS_ASSIGN_OR_RETURN(Tensor out, ctx.input(0).Reshaped(*shape));
-  ctx.set_output(0, std::move(out));
-  return absl::OkStatus();
-}
-
-class ReshapeKernel final : public OpKernel {
- public:
-  using OpKernel::OpKernel;
-  bool IsExpensive() const override { return false; }
-  absl::Status Compute(OpKernelContext& ctx) const override {
-    const Tensor& sizes = ctx.input(1);
-    return Relabel(ctx, array_shape::Reshape(ctx.input(0).shape(), sizes.shape(), ReadInts(sizes)));
-  }
-};
-
-class SqueezeKernel final : public OpKernel {
- public:
-  explicit SqueezeKernel(const Node& node)
-      : OpKernel(node),
-        dims_(node.GetAttr<std::vector<int64_t>>("squeeze_dims").value_or(std::vector<int64_t>{})) {
-  }
-  bool IsExpensive() const override { return false; }
-  absl::Status Compute(OpKernelContext& ctx) const override {
-    return Relabel(ctx, array_shape::Squeeze(ctx.input(0).shape(), dims_));
-  }
-
- private:
-  std::vector<int64_t> dims_;
-};
-
-class ExpandDimsKernel final : public OpKernel {
- public:
-  using OpKernel::OpKernel;
-  bool IsExpensive() const override { return false; }
-  absl::Status Compute(OpKernelContext& ctx) const override {
-    const Tensor& dim = ctx.input(1);
-    return Relabel(ctx, array_shape::ExpandDims(ctx.input(0).shape(), dim.shape(), ReadInts(dim)));
-  }
-};
-
-class ShapeKernel final : public OpKernel {
- public:
-  explicit ShapeKernel(const Node& node)
-      : OpKernel(node), out_type_(node.GetAttr<DType>("out_type").value_or(DType::kInt32)) {}
-  bool IsExpensive() const override { return false; }
-  absl::Status Compute(OpKernelContext& ctx) const override {
-    const Shape& in = ctx.input(0).shape();
-    Tensor* out = ctx.allocate_output(0, Shape{in.rank()}, out_type_);
-    for (int i = 0; i < in.rank(); ++i) {
-      if (out_type_ == DType::kInt64) {
-        out->data<int64_t>()[i] = in.dim(i);
-        continue;
-      }
-      if (in.dim(i) > INT32_MAX) {
-        return absl::InvalidArgumentError(
-            absl::StrCat("Shape output type is 32-bit but dim ", i, " is ", in.dim(i)));
-      }
-      out->data<int32_t>()[i] = static_cast<int32_t>(in.dim(i));
-    }
-    return absl::OkStatus();
-  }
-
- private:
-  DType out_type_;
-};
-
 // Sets every element of `out` to the element at `value` (one element of out's dtype).
 absl::Status FillWith(const OpKernelContext& ctx, const void* value, Tensor* out) {
   if (out->num_elements() == 0) return absl::OkStatus();
@@ -253,14 +153,14 @@ absl::Status RegisterCpuArrayKernels(KernelRegistry& r) {
   GS_RETURN_IF_ERROR(RegisterUntyped<ConstKernel>(r, "Const"));
   GS_RETURN_IF_ERROR(RegisterUntyped<PlaceholderKernel>(r, "Placeholder"));
   for (const char* op : {"Identity", "StopGradient", "PlaceholderWithDefault"}) {
-    GS_RETURN_IF_ERROR(RegisterUntyped<ForwardKernel>(r, op));
+    GS_RETURN_IF_ERROR(RegisterUntyped<ForwardKernel<AnyPlacement>>(r, op));
   }
   GS_RETURN_IF_ERROR(RegisterUntyped<NoOpKernel>(r, "NoOp"));
   // Metadata ops never touch the elements, so they run for any dtype.
-  GS_RETURN_IF_ERROR(RegisterUntyped<ReshapeKernel>(r, "Reshape"));
-  GS_RETURN_IF_ERROR(RegisterUntyped<SqueezeKernel>(r, "Squeeze"));
-  GS_RETURN_IF_ERROR(RegisterUntyped<ExpandDimsKernel>(r, "ExpandDims"));
-  GS_RETURN_IF_ERROR(RegisterUntyped<ShapeKernel>(r, "Shape"));
+  GS_RETURN_IF_ERROR(RegisterUntyped<ReshapeKernel<AnyPlacement>>(r, "Reshape"));
+  GS_RETURN_IF_ERROR(RegisterUntyped<SqueezeKernel<AnyPlacement>>(r, "Squeeze"));
+  GS_RETURN_IF_ERROR(RegisterUntyped<ExpandDimsKernel<AnyPlacement>>(r, "ExpandDims"));
+  GS_RETURN_IF_ERROR(RegisterUntyped<ShapeKernel<AnyPlacement>>(r, "Shape"));
   GS_RETURN_IF_ERROR(RegisterForArrayTypes<FillKernel>(r, "Fill"));
   GS_RETURN_IF_ERROR(RegisterForArrayTypes<FillLikeKernel<false>>(r, "ZerosLike"));
   GS_RETURN_IF_ERROR(RegisterForArrayTypes<FillLikeKernel<true>>(r, "OnesLike"));

@@ -6,6 +6,7 @@
 #include "absl/strings/str_cat.h"
 #include "graph/status.h"
 #include "runtime/kernels/cpu/matmul.h"
+#include "runtime/kernels/matmul_util.h"
 
 namespace gradserve {
 namespace {
@@ -43,51 +44,29 @@ template <typename T>
 class BatchMatMulKernel final : public OpKernel {
  public:
   explicit BatchMatMulKernel(const Node& node)
-      : OpKernel(node),
-        adj_x_(node.GetAttr<bool>("adj_x").value_or(false)),
-        adj_y_(node.GetAttr<bool>("adj_y").value_or(false)) {}
+      : OpKernel(node), adj_(BatchMatMulAdjointsOf(node)) {}
 
   absl::Status Compute(OpKernelContext& ctx) const override {
     const Tensor& x = ctx.input(0);
     const Tensor& y = ctx.input(1);
-    if (x.rank() < 2 || y.rank() < 2) {
-      return absl::InvalidArgumentError(absl::StrCat("BatchMatMulV2 needs rank >= 2 inputs, got ",
-                                                     x.shape().DebugString(), " and ",
-                                                     y.shape().DebugString()));
-    }
-    const int rx = x.rank(), ry = y.rank();
-    const int64_t m = x.dim(adj_x_ ? rx - 1 : rx - 2), k = x.dim(adj_x_ ? rx - 2 : rx - 1);
-    const int64_t kb = y.dim(adj_y_ ? ry - 1 : ry - 2), n = y.dim(adj_y_ ? ry - 2 : ry - 1);
-    if (k != kb) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("inner dimensions differ: ", x.shape().DebugString(), (adj_x_ ? "^T" : ""),
-                       " x ", y.shape().DebugString(), (adj_y_ ? "^T" : "")));
-    }
-    const Shape xb(x.shape().dims().subspan(0, rx - 2)), yb(y.shape().dims().subspan(0, ry - 2));
-    absl::StatusOr<Shape> batch = BroadcastShapes(xb, yb);
-    if (!batch.ok()) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("batch dimensions: ", batch.status().message()));
-    }
-    Shape out_shape = *batch;
-    out_shape.AddDim(m);
-    out_shape.AddDim(n);
-    Tensor* out = ctx.allocate_output(0, out_shape, DTypeOf<T>::value);
+    GS_ASSIGN_OR_RETURN(const BatchMatMulSizes s, CheckBatchMatMul(x.shape(), y.shape(), adj_));
+    const int64_t m = s.m, n = s.n, k = s.k;
+    Tensor* out = ctx.allocate_output(0, s.out, DTypeOf<T>::value);
     if (out->num_elements() == 0) return absl::OkStatus();
     std::vector<int64_t> xi, yi;
-    BatchIndices(xb, yb, *batch, &xi, &yi);
+    BatchIndices(s.x_batch, s.y_batch, s.batch, &xi, &yi);
     const T* xd = x.data<T>();
     const T* yd = y.data<T>();
     T* od = out->data<T>();
     for (size_t i = 0; i < xi.size(); ++i) {
-      GS_RETURN_IF_ERROR(Gemm<T>(ctx, adj_x_, adj_y_, m, n, k, xd + xi[i] * m * k,
+      GS_RETURN_IF_ERROR(Gemm<T>(ctx, adj_.adj_x, adj_.adj_y, m, n, k, xd + xi[i] * m * k,
                                  yd + yi[i] * k * n, od + static_cast<int64_t>(i) * m * n));
     }
     return absl::OkStatus();
   }
 
  private:
-  bool adj_x_, adj_y_;
+  BatchMatMulAdjoints adj_;
 };
 
 }  // namespace

@@ -27,31 +27,11 @@
 
 #include "absl/strings/str_cat.h"
 #include "graph/status.h"
+#include "runtime/kernels/batch_norm_util.h"
 #include "runtime/kernels/cpu/nn_util.h"
 
 namespace gradserve {
 namespace {
-
-struct BatchNormParams {
-  float epsilon;
-  float avg_factor;  // the forward op's exponential_avg_factor (1 for the gradient)
-  bool is_training;
-  int rank;    // 4, or 5 for NDHWC / NCDHW
-  int c_axis;  // the channel axis
-};
-
-absl::StatusOr<BatchNormParams> ParamsOf(const Node& node) {
-  BatchNormParams p{.avg_factor = 1.0f};
-  GS_ASSIGN_OR_RETURN(p.epsilon, node.GetAttr<float>("epsilon"));
-  if (node.op() == "FusedBatchNormV3") {
-    GS_ASSIGN_OR_RETURN(p.avg_factor, node.GetAttr<float>("exponential_avg_factor"));
-  }
-  GS_ASSIGN_OR_RETURN(p.is_training, node.GetAttr<bool>("is_training"));
-  GS_ASSIGN_OR_RETURN(std::string format, node.GetAttr<std::string>("data_format"));
-  p.rank = format == "NDHWC" || format == "NCDHW" ? 5 : 4;
-  p.c_axis = format == "NHWC" || format == "NDHWC" ? p.rank - 1 : 1;
-  return p;
-}
 
 // x of `shape` viewed as [outer, channels, inner] around the channel axis.
 struct ChannelView {
@@ -100,18 +80,7 @@ class FusedBatchNormKernel final : public OpKernel {
 
   absl::Status Compute(OpKernelContext& ctx) const override {
     const Tensor& x = ctx.input(0);
-    GS_CHECK_ARG(x.rank() == p_.rank, "x must be ", p_.rank, "-dimensional, got ",
-                 x.shape().DebugString());
-    const int64_t channels = x.dim(p_.c_axis);
-    // Training with factor 1 never reads mean and variance; TF lets them be empty.
-    const int checked = p_.is_training && p_.avg_factor == 1.0f ? 3 : 5;
-    static constexpr const char* kNames[] = {"x", "scale", "offset", "mean", "variance"};
-    for (int i = 1; i < 5; ++i) {
-      const Tensor& v = ctx.input(i);
-      GS_CHECK_ARG(v.rank() == 1, kNames[i], " must be a vector, got ", v.shape().DebugString());
-      GS_CHECK_ARG(i >= checked || v.dim(0) == channels, kNames[i], " has ", v.dim(0),
-                   " elements but x ", x.shape().DebugString(), " has ", channels, " channels");
-    }
+    GS_ASSIGN_OR_RETURN(const int64_t channels, CheckBatchNormInputs(p_, ctx));
     const ChannelView view(x.shape(), p_.c_axis);
 
     Tensor* y = ctx.forward_input_or_allocate_output(0, 0, x.shape(), DTypeOf<T>::value);
@@ -196,19 +165,7 @@ class FusedBatchNormGradKernel final : public OpKernel {
   absl::Status Compute(OpKernelContext& ctx) const override {
     const Tensor& dy = ctx.input(0);
     const Tensor& x = ctx.input(1);
-    GS_CHECK_ARG(x.rank() == p_.rank, "x must be ", p_.rank, "-dimensional, got ",
-                 x.shape().DebugString());
-    GS_CHECK_ARG(dy.shape() == x.shape(), "x and y_backprop must have the same shape, got ",
-                 x.shape().DebugString(), " and ", dy.shape().DebugString());
-    const int64_t channels = x.dim(p_.c_axis);
-    static constexpr const char* kNames[] = {"scale", "reserve_space_1", "reserve_space_2"};
-    for (int i = 2; i < 5; ++i) {
-      const Tensor& v = ctx.input(i);
-      GS_CHECK_ARG(v.rank() == 1, kNames[i - 2], " must be a vector, got ",
-                   v.shape().DebugString());
-      GS_CHECK_ARG(v.dim(0) == channels, kNames[i - 2], " has ", v.dim(0), " elements but x ",
-                   x.shape().DebugString(), " has ", channels, " channels");
-    }
+    GS_ASSIGN_OR_RETURN(const int64_t channels, CheckBatchNormGradInputs(p_, ctx));
     Tensor* dx = ctx.forward_input_or_allocate_output(0, 0, x.shape(), DTypeOf<T>::value);
     float* d_scale = ctx.allocate_output(1, Shape{channels}, DType::kFloat)->data<float>();
     float* d_offset = ctx.allocate_output(2, Shape{channels}, DType::kFloat)->data<float>();
@@ -270,13 +227,13 @@ absl::Status RegisterCpuBatchNormKernels(KernelRegistry& r) {
   GS_RETURN_IF_ERROR(
       RegisterTyped(r, "FusedBatchNormV3", TypeList<float, half, bfloat16>{},
                     []<typename T>(const Node& node) -> absl::StatusOr<std::unique_ptr<OpKernel>> {
-                      GS_ASSIGN_OR_RETURN(BatchNormParams p, ParamsOf(node));
+                      GS_ASSIGN_OR_RETURN(BatchNormParams p, BatchNormParamsOf(node));
                       return std::unique_ptr<OpKernel>(new FusedBatchNormKernel<T>(node, p));
                     }));
   return RegisterTyped(
       r, "FusedBatchNormGradV3", TypeList<float, half, bfloat16>{},
       []<typename T>(const Node& node) -> absl::StatusOr<std::unique_ptr<OpKernel>> {
-        GS_ASSIGN_OR_RETURN(BatchNormParams p, ParamsOf(node));
+        GS_ASSIGN_OR_RETURN(BatchNormParams p, BatchNormParamsOf(node));
         return std::unique_ptr<OpKernel>(new FusedBatchNormGradKernel<T>(node, p));
       });
 }

@@ -36,31 +36,13 @@ void ConcatRows(OpKernelContext& ctx, const std::vector<const Tensor*>& inputs, 
   });
 }
 
-// The product of dims [0, axis) of `shape`.
-int64_t OuterSize(const Shape& shape, int axis) {
-  int64_t n = 1;
-  for (int i = 0; i < axis; ++i) n *= shape.dim(i);
-  return n;
-}
-
 class ConcatV2Kernel final : public OpKernel {
  public:
   using OpKernel::OpKernel;
   absl::Status Compute(OpKernelContext& ctx) const override {
-    const int n = ctx.num_inputs() - 1;
-    const Tensor& axis_t = ctx.input(n);
-    std::vector<Shape> shapes;
-    std::vector<const Tensor*> inputs;
-    for (int i = 0; i < n; ++i) {
-      shapes.push_back(ctx.input(i).shape());
-      inputs.push_back(&ctx.input(i));
-    }
-    const Ints axis = ReadInts(axis_t);
-    GS_ASSIGN_OR_RETURN(Shape out_shape, array_shape::Concat(shapes, axis_t.shape(), axis));
-    const int rank = out_shape.rank();
-    const int ax = static_cast<int>(axis[0] < 0 ? axis[0] + rank : axis[0]);
-    Tensor* out = ctx.allocate_output(0, out_shape, inputs[0]->dtype());
-    ConcatRows(ctx, inputs, OuterSize(out_shape, ax), out);
+    GS_ASSIGN_OR_RETURN(ConcatPlan plan, PlanConcatV2(ctx));
+    Tensor* out = ctx.allocate_output(0, plan.out_shape, plan.values[0]->dtype());
+    ConcatRows(ctx, plan.values, plan.outer, out);
     return absl::OkStatus();
   }
 };
@@ -70,21 +52,10 @@ class PackKernel final : public OpKernel {
   explicit PackKernel(const Node& node)
       : OpKernel(node), axis_(node.GetAttr<int64_t>("axis").value_or(0)) {}
   absl::Status Compute(OpKernelContext& ctx) const override {
-    std::vector<Shape> shapes;
-    std::vector<const Tensor*> inputs;
-    for (int i = 0; i < ctx.num_inputs(); ++i) {
-      shapes.push_back(ctx.input(i).shape());
-      inputs.push_back(&ctx.input(i));
-    }
-    GS_ASSIGN_OR_RETURN(Shape out_shape, array_shape::Pack(shapes, axis_));
-    if (inputs.size() == 1) {
-      GS_ASSIGN_OR_RETURN(Tensor out, inputs[0]->Reshaped(out_shape));
-      ctx.set_output(0, std::move(out));
-      return absl::OkStatus();
-    }
-    GS_ASSIGN_OR_RETURN(int ax, array_shape::PackAxis(axis_, shapes[0].rank()));
-    Tensor* out = ctx.allocate_output(0, out_shape, inputs[0]->dtype());
-    ConcatRows(ctx, inputs, OuterSize(out_shape, ax), out);
+    GS_ASSIGN_OR_RETURN(ConcatPlan plan, PlanPack(ctx, axis_));
+    if (plan.values.size() == 1) return Relabel(ctx, plan.out_shape);
+    Tensor* out = ctx.allocate_output(0, plan.out_shape, plan.values[0]->dtype());
+    ConcatRows(ctx, plan.values, plan.outer, out);
     return absl::OkStatus();
   }
 
@@ -107,14 +78,9 @@ class GatherV2Kernel final : public OpKernel {
   explicit GatherV2Kernel(const Node& node)
       : OpKernel(node), batch_dims_(node.GetAttr<int64_t>("batch_dims").value_or(0)) {}
   absl::Status Compute(OpKernelContext& ctx) const override {
-    const Tensor &params = ctx.input(0), &indices = ctx.input(1), &axis_t = ctx.input(2);
-    const Ints axis = ReadInts(axis_t);
-    GS_ASSIGN_OR_RETURN(Shape out_shape, array_shape::GatherV2(params.shape(), indices.shape(),
-                                                               axis_t.shape(), axis, batch_dims_));
-    GS_ASSIGN_OR_RETURN(int ax, array_shape::GatherAxis(axis[0], params.rank()));
-    const int64_t outer = OuterSize(params.shape(), ax), limit = params.dim(ax);
-    int64_t inner = 1;
-    for (int i = ax + 1; i < params.rank(); ++i) inner *= params.dim(i);
+    const Tensor &params = ctx.input(0), &indices = ctx.input(1);
+    GS_ASSIGN_OR_RETURN(GatherPlan plan, PlanGatherV2(ctx, batch_dims_));
+    const int64_t outer = plan.outer, limit = plan.limit, inner = plan.inner;
     const int64_t count = indices.num_elements();
     return DispatchIndexType(indices.dtype(), [&]<typename I>() -> absl::Status {
       const I* idx = indices.data<I>();
@@ -126,7 +92,7 @@ class GatherV2Kernel final : public OpKernel {
                                                          " is not in [0, ", limit, ")"));
         }
       }
-      Tensor* out = ctx.allocate_output(0, out_shape, params.dtype());
+      Tensor* out = ctx.allocate_output(0, plan.out_shape, params.dtype());
       if (out->num_elements() == 0) return absl::OkStatus();
       return DispatchBySize(params.dtype(), [&]<typename U>() -> absl::Status {
         const U* src = params.data<U>();
@@ -156,16 +122,10 @@ class OneHotKernel final : public OpKernel {
   explicit OneHotKernel(const Node& node)
       : OpKernel(node), axis_(node.GetAttr<int64_t>("axis").value_or(-1)) {}
   absl::Status Compute(OpKernelContext& ctx) const override {
-    const Tensor &indices = ctx.input(0), &depth_t = ctx.input(1);
-    const Tensor &on = ctx.input(2), &off = ctx.input(3);
-    GS_ASSIGN_OR_RETURN(Shape out_shape,
-                        array_shape::OneHot(indices.shape(), depth_t.shape(), ReadInts(depth_t),
-                                            on.shape(), off.shape(), axis_));
-    const int ax = axis_ == -1 ? indices.rank() : static_cast<int>(axis_);
-    const int64_t depth = out_shape.dim(ax);
-    const int64_t prefix = OuterSize(indices.shape(), ax);
-    const int64_t suffix = prefix == 0 ? 0 : indices.num_elements() / prefix;
-    Tensor* out = ctx.allocate_output(0, out_shape, on.dtype());
+    const Tensor &indices = ctx.input(0), &on = ctx.input(2), &off = ctx.input(3);
+    GS_ASSIGN_OR_RETURN(OneHotPlan plan, PlanOneHot(ctx, axis_));
+    const int64_t prefix = plan.prefix, depth = plan.depth, suffix = plan.suffix;
+    Tensor* out = ctx.allocate_output(0, plan.out_shape, on.dtype());
     if (out->num_elements() == 0) return absl::OkStatus();
     return DispatchBySize(on.dtype(), [&]<typename U>() -> absl::Status {
       const U on_v = on.data<U>()[0];

@@ -7,6 +7,7 @@
 #include "graph/status.h"
 #include "runtime/kernels/cpu/cwise.h"
 #include "runtime/kernels/cpu/nn_util.h"
+#include "runtime/kernels/reduction_util.h"
 
 namespace gradserve {
 namespace {
@@ -35,19 +36,12 @@ using TanhGradKernel = BinaryKernel<T, TanhGradFn>;
 template <typename T>
 class BiasAddGradKernel final : public OpKernel {
  public:
-  explicit BiasAddGradKernel(const Node& node)
-      : OpKernel(node),
-        nchw_(node.GetAttr<std::string>("data_format").value_or("NHWC") == "NCHW") {}
+  explicit BiasAddGradKernel(const Node& node) : OpKernel(node), nchw_(DataFormatIsNchw(node)) {}
 
   absl::Status Compute(OpKernelContext& ctx) const override {
     const Tensor& g = ctx.input(0);
-    GS_CHECK_ARG(g.rank() >= (nchw_ ? 3 : 2), "out_backprop must have rank >= ", (nchw_ ? 3 : 2),
-                 " for data_format ", (nchw_ ? "NCHW" : "NHWC"), ", got ", g.shape().DebugString());
-    const int axis = nchw_ ? 1 : g.rank() - 1;
-    const int64_t channels = g.dim(axis);
-    int64_t outer = 1, inner = 1;
-    for (int i = 0; i < axis; ++i) outer *= g.dim(i);
-    for (int i = axis + 1; i < g.rank(); ++i) inner *= g.dim(i);
+    GS_ASSIGN_OR_RETURN(const AxisSplit split, BiasAddGradSplit(g.shape(), nchw_));
+    const auto [outer, channels, inner] = split;
     std::vector<A> sum(channels, A(0));
     const T* x = g.data<T>();
     for (int64_t o = 0; o < outer; ++o) {

@@ -11,6 +11,7 @@
 #include "graph/status.h"
 #include "runtime/kernels/cpu/cwise.h"
 #include "runtime/kernels/cpu/nn_util.h"
+#include "runtime/kernels/reduction_util.h"
 
 namespace gradserve {
 namespace {
@@ -32,24 +33,13 @@ template <typename T> using TanhKernel = UnaryKernel<T, TanhFn>;
 template <typename T>
 class BiasAddKernel final : public OpKernel {
  public:
-  explicit BiasAddKernel(const Node& node)
-      : OpKernel(node), nchw_(node.GetAttr<std::string>("data_format").value_or("NHWC") == "NCHW") {}
+  explicit BiasAddKernel(const Node& node) : OpKernel(node), nchw_(DataFormatIsNchw(node)) {}
 
   absl::Status Compute(OpKernelContext& ctx) const override {
     const Tensor& value = ctx.input(0);
     const Tensor& bias = ctx.input(1);
-    GS_CHECK_ARG(value.rank() >= (nchw_ ? 3 : 2), "value must have rank >= ", (nchw_ ? 3 : 2),
-                 " for data_format ", (nchw_ ? "NCHW" : "NHWC"), ", got ",
-                 value.shape().DebugString());
-    GS_CHECK_ARG(bias.rank() == 1, "bias must be a vector, got ", bias.shape().DebugString());
-    const int axis = nchw_ ? 1 : value.rank() - 1;
-    const int64_t channels = value.dim(axis);
-    GS_CHECK_ARG(bias.dim(0) == channels, "bias has ", bias.dim(0),
-                 " elements but the channel dimension of value ", value.shape().DebugString(),
-                 " has ", channels);
-    int64_t outer = 1, inner = 1;
-    for (int i = 0; i < axis; ++i) outer *= value.dim(i);
-    for (int i = axis + 1; i < value.rank(); ++i) inner *= value.dim(i);
+    GS_ASSIGN_OR_RETURN(const AxisSplit split, BiasAddSplit(value.shape(), bias.shape(), nchw_));
+    const int64_t outer = split.outer, channels = split.size, inner = split.inner;
     Tensor* out = ctx.forward_input_or_allocate_output(0, 0, value.shape(), DTypeOf<T>::value);
     const T* x = value.data<T>();
     const T* b = bias.data<T>();

@@ -9,7 +9,9 @@
 // Eigen's rank-2/3 reduction otherwise. The common cases (all axes, leading
 // axes, trailing axes, one contiguous run) take one pass; rarer patterns such as
 // [R, K, R] take one pass per reduced group over shrinking data. So a few fixed
-// code paths are instantiated per dtype and reducer, whatever the rank.
+// code paths are instantiated per dtype and reducer, whatever the rank. The
+// axes, groups and passes are planned by runtime/kernels/reduction_util.h,
+// which the CUDA kernels share.
 #include <algorithm>
 #include <limits>
 #include <type_traits>
@@ -18,6 +20,7 @@
 #include "absl/strings/str_cat.h"
 #include "graph/status.h"
 #include "runtime/kernels/cpu/cwise.h"
+#include "runtime/kernels/reduction_util.h"
 
 namespace gradserve {
 namespace {
@@ -163,50 +166,6 @@ void ReduceGroup(const Eigen::ThreadPoolDevice& d, const In* in, int64_t outer, 
   }
 }
 
-// Reads the axes (any int32/int64 tensor, flattened) into a bitmap over `rank`.
-absl::StatusOr<std::vector<bool>> ReducedAxes(const Tensor& axes, int rank) {
-  std::vector<int64_t> values;
-  if (axes.dtype() == DType::kInt32) {
-    for (int32_t v : axes.span<const int32_t>()) values.push_back(v);
-  } else if (axes.dtype() == DType::kInt64) {
-    for (int64_t v : axes.span<const int64_t>()) values.push_back(v);
-  } else {
-    return absl::InvalidArgumentError(
-        absl::StrCat("reduction_indices must be int32 or int64, got ", DTypeName(axes.dtype())));
-  }
-  std::vector<bool> reduced(rank, false);
-  for (int64_t axis : values) {
-    if (axis < -rank || axis >= rank) {
-      return absl::InvalidArgumentError(absl::StrCat("invalid reduction dimension ", axis,
-                                                     " for input with ", rank, " dimension(s)"));
-    }
-    const int64_t a = axis < 0 ? axis + rank : axis;
-    if (reduced[a]) {
-      return absl::InvalidArgumentError(absl::StrCat("axes contain duplicate dimension ", axis));
-    }
-    reduced[a] = true;
-  }
-  return reduced;
-}
-
-// Alternating kept/reduced runs of the input's dims (Note [Reduction collapsing]).
-struct Group {
-  int64_t size;
-  bool reduced;
-};
-std::vector<Group> CollapseDims(const Shape& shape, const std::vector<bool>& reduced) {
-  std::vector<Group> groups;
-  for (int i = 0; i < shape.rank(); ++i) {
-    if (shape.dim(i) == 1) continue;
-    if (!groups.empty() && groups.back().reduced == reduced[i]) {
-      groups.back().size *= shape.dim(i);
-    } else {
-      groups.push_back({shape.dim(i), reduced[i]});
-    }
-  }
-  return groups;
-}
-
 template <typename T, Reduce R>
 class ReductionKernel final : public OpKernel {
  public:
@@ -218,18 +177,9 @@ class ReductionKernel final : public OpKernel {
   absl::Status Compute(OpKernelContext& ctx) const override {
     const Tensor& x = ctx.input(0);
     GS_ASSIGN_OR_RETURN(std::vector<bool> reduced, ReducedAxes(ctx.input(1), x.rank()));
-    Shape out_shape;
-    for (int i = 0; i < x.rank(); ++i) {
-      if (!reduced[i]) {
-        out_shape.AddDim(x.dim(i));
-      } else if (keep_dims_) {
-        out_shape.AddDim(1);
-      }
-    }
-    std::vector<Group> groups = CollapseDims(x.shape(), reduced);
-    bool any_reduced = false;
-    for (const Group& g : groups) any_reduced |= g.reduced;
-    if (!any_reduced && x.num_elements() > 0) {  // only size-1 dims (or none) reduced
+    const Shape out_shape = ReducedShape(x.shape(), reduced, keep_dims_);
+    std::vector<DimGroup> groups = CollapseDims(x.shape(), reduced);
+    if (!AnyReduced(groups) && x.num_elements() > 0) {  // only size-1 dims (or none) reduced
       GS_ASSIGN_OR_RETURN(Tensor y, x.Reshaped(out_shape));
       ctx.set_output(0, std::move(y));
       return absl::OkStatus();
@@ -244,39 +194,23 @@ class ReductionKernel final : public OpKernel {
     Tensor acc;  // the latest partial result, when not written to `out` directly
     const Acc* src = nullptr;
     for (bool first = true;; first = false) {
-      size_t g = 0;
-      while (!groups[g].reduced) ++g;
-      int64_t outer = 1, inner = 1;
-      for (size_t i = 0; i < groups.size(); ++i) {
-        if (i < g) outer *= groups[i].size;
-        if (i > g) inner *= groups[i].size;
-      }
-      const int64_t r = groups[g].size;
-      // Drop the group and merge its kept neighbours.
-      if (g > 0 && g + 1 < groups.size()) {
-        groups[g - 1].size *= groups[g + 1].size;
-        groups.erase(groups.begin() + g, groups.begin() + g + 2);
-      } else {
-        groups.erase(groups.begin() + g);
-      }
-      bool last = true;
-      for (const Group& grp : groups) last &= !grp.reduced;
+      const ReducePass p = NextReducePass(groups);
       Acc* dst;
       Tensor next;
-      if (last && std::is_same_v<Acc, T>) {
+      if (p.last && std::is_same_v<Acc, T>) {
         dst = reinterpret_cast<Acc*>(out->data<T>());
       } else {
-        next = Tensor(ctx.device()->allocator(), DTypeOf<Acc>::value, Shape{outer * inner});
+        next = Tensor(ctx.device()->allocator(), DTypeOf<Acc>::value, Shape{p.outer * p.inner});
         dst = next.data<Acc>();
       }
       if (first) {
-        ReduceGroup<Acc, R>(d, x.data<T>(), outer, r, inner, dst);
+        ReduceGroup<Acc, R>(d, x.data<T>(), p.outer, p.r, p.inner, dst);
       } else {
-        ReduceGroup<Acc, R>(d, src, outer, r, inner, dst);
+        ReduceGroup<Acc, R>(d, src, p.outer, p.r, p.inner, dst);
       }
       src = dst;
       acc = std::move(next);
-      if (last) break;
+      if (p.last) break;
     }
     Finish(d, src, x.num_elements() / out->num_elements(), out);
     return absl::OkStatus();
@@ -330,48 +264,16 @@ class ArgMaxKernel final : public OpKernel {
 
   absl::Status Compute(OpKernelContext& ctx) const override {
     const Tensor& x = ctx.input(0);
-    const Tensor& dim = ctx.input(1);
-    if (dim.rank() != 0) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("dimension must be a scalar, got shape ", dim.shape().DebugString()));
-    }
-    int64_t axis;
-    switch (dim.dtype()) {
-      case DType::kInt16:
-        axis = dim.scalar<int16_t>();
-        break;
-      case DType::kInt32:
-        axis = dim.scalar<int32_t>();
-        break;
-      case DType::kInt64:
-        axis = dim.scalar<int64_t>();
-        break;
-      default:
-        return absl::InvalidArgumentError(
-            absl::StrCat("dimension must be an integer, got ", DTypeName(dim.dtype())));
-    }
-    const int rank = x.rank();
-    if (rank == 0) return absl::InvalidArgumentError("input must have rank >= 1");
-    if (axis < -rank || axis >= rank) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("axis ", axis, " is out of range for rank ", rank));
-    }
-    const int a = static_cast<int>(axis < 0 ? axis + rank : axis);
-    if (x.dim(a) == 0) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("reduction axis ", axis, " is empty in shape ", x.shape().DebugString()));
-    }
-    int64_t outer = 1, inner = 1;
-    for (int i = 0; i < a; ++i) outer *= x.dim(i);
-    for (int i = a + 1; i < rank; ++i) inner *= x.dim(i);
+    GS_ASSIGN_OR_RETURN(const int a, ArgMaxAxis(x.shape(), ctx.input(1)));
+    const AxisSplit s = SplitAtAxis(x.shape(), a);
     Shape out_shape = x.shape();
     out_shape.RemoveDim(a);
     Tensor* out = ctx.allocate_output(0, out_shape, output_type_);
     if (out->num_elements() == 0) return absl::OkStatus();
     if (output_type_ == DType::kInt32) {
-      ArgMaxImpl<T, int32_t>(EigenCpu(ctx), x, outer, x.dim(a), inner, out);
+      ArgMaxImpl<T, int32_t>(EigenCpu(ctx), x, s.outer, s.size, s.inner, out);
     } else {
-      ArgMaxImpl<T, int64_t>(EigenCpu(ctx), x, outer, x.dim(a), inner, out);
+      ArgMaxImpl<T, int64_t>(EigenCpu(ctx), x, s.outer, s.size, s.inner, out);
     }
     return absl::OkStatus();
   }

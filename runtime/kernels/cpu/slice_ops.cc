@@ -123,16 +123,11 @@ class SliceKernel final : public OpKernel {
 
 class StridedSliceKernel final : public OpKernel {
  public:
-  explicit StridedSliceKernel(const Node& node) : OpKernel(node) {
-    // The graph validated the attrs (all have defaults), so reading cannot fail.
-    masks_ = array_shape::ReadStridedSliceMasks(node).value_or(array_shape::StridedSliceMasks{});
-  }
+  explicit StridedSliceKernel(const Node& node)
+      : OpKernel(node), masks_(StridedSliceMasksOf(node)) {}
   absl::Status Compute(OpKernelContext& ctx) const override {
-    const Tensor &begin = ctx.input(1), &end = ctx.input(2), &strides = ctx.input(3);
-    GS_ASSIGN_OR_RETURN(
-        array_shape::StridedSlicePlan plan,
-        array_shape::StridedSlice(ctx.input(0).shape(), begin.shape(), ReadInts(begin), end.shape(),
-                                  ReadInts(end), strides.shape(), ReadInts(strides), masks_));
+    GS_ASSIGN_OR_RETURN(array_shape::StridedSlicePlan plan,
+                        PlanStridedSlice(ctx, ctx.input(0).shape(), masks_));
     return ReadStrided(ctx, plan.begin, plan.strides, plan.processing_dims, plan.final_shape);
   }
 
@@ -145,11 +140,8 @@ class TransposeKernel final : public OpKernel {
   using OpKernel::OpKernel;
   absl::Status Compute(OpKernelContext& ctx) const override {
     const Tensor& in = ctx.input(0);
-    const Tensor& perm_t = ctx.input(1);
-    const Ints perm_values = ReadInts(perm_t);
-    GS_ASSIGN_OR_RETURN(Shape out_shape,
-                        array_shape::Transpose(in.shape(), perm_t.shape(), perm_values));
-    GS_ASSIGN_OR_RETURN(std::vector<int> perm, array_shape::NormalizePerm(perm_values, in.rank()));
+    GS_ASSIGN_OR_RETURN(TransposePlan plan, PlanTranspose(ctx));
+    const Shape& out_shape = plan.out_shape;
     if (out_shape.num_elements() == 0) {
       ctx.allocate_output(0, out_shape, in.dtype());
       return absl::OkStatus();
@@ -164,7 +156,7 @@ class TransposeKernel final : public OpKernel {
     std::vector<int> group_first;  // in output order
     Ints group_size;
     int prev = -2;
-    for (int p : perm) {
+    for (int p : plan.perm) {
       const int q = squeezed[p];
       if (q < 0) continue;
       if (q == prev + 1) {

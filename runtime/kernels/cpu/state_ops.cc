@@ -1,4 +1,7 @@
-// CPU kernels for resource variables (graph/ops/state_ops.cc).
+// CPU kernels for resource variables (graph/ops/state_ops.cc), and the
+// device-neutral ones of runtime/kernels/state_kernels.h.
+#include "runtime/kernels/state_kernels.h"
+
 #include "absl/strings/str_cat.h"
 #include "graph/status.h"
 #include "runtime/kernels/cpu/cwise.h"
@@ -14,29 +17,42 @@ absl::StatusOr<Var*> VarFromHandle(const Tensor& handle) {
   return *handle.data<Var*>();
 }
 
+VarHandleOpKernel::VarHandleOpKernel(const Node& node) : OpKernel(node) {
+  absl::StatusOr<std::string> shared = node.GetAttr<std::string>("shared_name");
+  name_ = shared.ok() && !shared->empty() ? *shared : node.name();
+  dtype_ = node.GetAttr<DType>("dtype").value_or(DType::kInvalid);
+  shape_ = node.GetAttr<Shape>("shape").value_or(Shape::UnknownRank());
+}
+
+absl::Status VarHandleOpKernel::Compute(OpKernelContext& ctx) const {
+  GS_ASSIGN_OR_RETURN(Var * var, ctx.resources()->LookupOrCreate(name_, dtype_, shape_));
+  Tensor handle(HostAllocator(), DType::kResource, Shape{});
+  *handle.data<Var*>() = var;
+  ctx.set_output(0, std::move(handle));
+  return absl::OkStatus();
+}
+
+absl::Status VarIsInitializedOpKernel::Compute(OpKernelContext& ctx) const {
+  GS_ASSIGN_OR_RETURN(Var * var, VarFromHandle(ctx.input(0)));
+  Tensor out(HostAllocator(), DType::kBool, Shape{});
+  out.scalar<bool>() = var->initialized();
+  ctx.set_output(0, std::move(out));
+  return absl::OkStatus();
+}
+
+absl::Status AssignVariableFromInputs(OpKernelContext& ctx) {
+  GS_ASSIGN_OR_RETURN(Var * var, VarFromHandle(ctx.input(0)));
+  const Tensor& value = ctx.input(1);
+  return var->Assign(value.RefCountIsOne() ? value : value.DeepCopy());
+}
+
+absl::Status UninitializedVariableError(const OpKernel& k) {
+  return absl::FailedPreconditionError(absl::StrCat(
+      "variable '", k.node().input(0).node->name(),
+      "' was read before it was initialized (restore a checkpoint or run its initializer)"));
+}
+
 namespace {
-
-class VarHandleOpKernel final : public OpKernel {
- public:
-  explicit VarHandleOpKernel(const Node& node) : OpKernel(node) {
-    absl::StatusOr<std::string> shared = node.GetAttr<std::string>("shared_name");
-    name_ = shared.ok() && !shared->empty() ? *shared : node.name();
-    dtype_ = node.GetAttr<DType>("dtype").value_or(DType::kInvalid);
-    shape_ = node.GetAttr<Shape>("shape").value_or(Shape::UnknownRank());
-  }
-  bool IsExpensive() const override { return false; }
-  absl::Status Compute(OpKernelContext& ctx) const override {
-    GS_ASSIGN_OR_RETURN(Var * var, ctx.resources()->LookupOrCreate(name_, dtype_, shape_));
-    Tensor* out = ctx.allocate_output(0, Shape{}, DType::kResource);
-    *out->data<Var*>() = var;
-    return absl::OkStatus();
-  }
-
- private:
-  std::string name_;
-  DType dtype_;
-  Shape shape_;
-};
 
 class ReadVariableOpKernel final : public OpKernel {
  public:
@@ -45,11 +61,7 @@ class ReadVariableOpKernel final : public OpKernel {
   absl::Status Compute(OpKernelContext& ctx) const override {
     GS_ASSIGN_OR_RETURN(Var * var, VarFromHandle(ctx.input(0)));
     absl::StatusOr<Tensor> value = var->Read();
-    if (!value.ok()) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          "variable '", node().input(0).node->name(),
-          "' was read before it was initialized (restore a checkpoint or run its initializer)"));
-    }
+    if (!value.ok()) return UninitializedVariableError(*this);
     // A variable a GPU kernel moved to its device: read it back.
     GS_ASSIGN_OR_RETURN(Tensor host, value->OnHost());
     ctx.set_output(0, std::move(host));
@@ -62,10 +74,7 @@ class AssignVariableOpKernel final : public OpKernel {
   using OpKernel::OpKernel;
   bool IsExpensive() const override { return false; }
   absl::Status Compute(OpKernelContext& ctx) const override {
-    GS_ASSIGN_OR_RETURN(Var * var, VarFromHandle(ctx.input(0)));
-    // Copy: the fed or computed value may be shared with a fetch or a feed.
-    const Tensor& value = ctx.input(1);
-    return var->Assign(value.RefCountIsOne() ? value : value.DeepCopy());
+    return AssignVariableFromInputs(ctx);
   }
 };
 
@@ -100,17 +109,6 @@ class AssignUpdateKernel final : public OpKernel {
 };
 template <typename T> using AssignAddKernel = AssignUpdateKernel<T, 1>;
 template <typename T> using AssignSubKernel = AssignUpdateKernel<T, -1>;
-
-class VarIsInitializedOpKernel final : public OpKernel {
- public:
-  using OpKernel::OpKernel;
-  bool IsExpensive() const override { return false; }
-  absl::Status Compute(OpKernelContext& ctx) const override {
-    GS_ASSIGN_OR_RETURN(Var * var, VarFromHandle(ctx.input(0)));
-    ctx.allocate_output(0, Shape{}, DType::kBool)->scalar<bool>() = var->initialized();
-    return absl::OkStatus();
-  }
-};
 
 }  // namespace
 

@@ -8,17 +8,10 @@
 #include <cstdint>
 
 #include "runtime/kernels/cuda/array_kernels.h"
+#include "runtime/kernels/cuda/launch.h"
 
 namespace gradserve::cuda {
 namespace {
-
-constexpr int kThreads = 256;
-
-// Blocks for n elements, grid-stride loops covering the rest.
-unsigned Blocks(int64_t n) {
-  const int64_t blocks = (n + kThreads - 1) / kThreads;
-  return static_cast<unsigned>(blocks < 65535 ? (blocks > 0 ? blocks : 1) : 65535);
-}
 
 bool FitsInt32(int64_t n) { return n <= INT32_MAX; }
 
@@ -57,8 +50,7 @@ bool BoxFitsInt32(const StridedBox& b, int64_t n) {
 // gives both offsets.
 template <typename U, typename I>
 __global__ void StridedCopy(const U* __restrict__ src, U* __restrict__ dst, Box<I> box, int64_t n) {
-  for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < n;
-       i += int64_t{blockDim.x} * gridDim.x) {
+  for (int64_t i : GridStride(n)) {
     I rest = static_cast<I>(i), s = 0, d = 0;
     for (int j = box.rank - 1; j >= 0; --j) {
       const I q = rest / box.dims[j];
@@ -84,17 +76,26 @@ cudaError_t StridedCopyAs(const void* src, void* dst, const StridedBox& box, int
   return cudaGetLastError();
 }
 
+// The coordinates of flat index u of a row-major [outer, middle, inner] array
+// (each remainder by a multiply-subtract: one division per dimension).
+template <typename I>
+struct Coords3 {
+  I outer, middle, inner;
+};
+template <typename I>
+__device__ Coords3<I> SplitIndex(I u, I middle, I inner) {
+  const I row = u / inner;  // (outer, middle) flattened
+  const I o = row / middle;
+  return {o, row - o * middle, u - row * inner};
+}
+
 // Output element u = (o, j, k) of [outer, count, inner].
 template <typename Index, typename I>
 __global__ void Gather(const float* __restrict__ params, const Index* __restrict__ indices,
                        float* __restrict__ out, I limit, I count, I inner, int64_t n) {
-  for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < n;
-       i += int64_t{blockDim.x} * gridDim.x) {
+  for (int64_t i : GridStride(n)) {
     const I u = static_cast<I>(i);
-    const I row = u / inner;  // o * count + j
-    const I k = u - row * inner;
-    const I o = row / count;
-    const I j = row - o * count;
+    const auto [o, j, k] = SplitIndex(u, count, inner);
     const int64_t idx = static_cast<int64_t>(indices[j]);
     out[u] = idx >= 0 && idx < limit ? params[(o * limit + static_cast<I>(idx)) * inner + k] : 0.f;
   }
@@ -105,13 +106,9 @@ template <typename Index, typename I>
 __global__ void OneHot(const Index* __restrict__ indices, const float* on, const float* off,
                        float* __restrict__ out, I depth, I suffix, int64_t n) {
   const float on_value = *on, off_value = *off;
-  for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < n;
-       i += int64_t{blockDim.x} * gridDim.x) {
+  for (int64_t i : GridStride(n)) {
     const I u = static_cast<I>(i);
-    const I t = u / suffix;  // p * depth + d
-    const I s = u - t * suffix;
-    const I p = t / depth;
-    const I d = t - p * depth;
+    const auto [p, d, s] = SplitIndex(u, depth, suffix);
     out[u] = static_cast<int64_t>(indices[p * suffix + s]) == d ? on_value : off_value;
   }
 }
@@ -120,8 +117,7 @@ __global__ void OneHot(const Index* __restrict__ indices, const float* on, const
 template <typename Index, typename I>
 __global__ void SegmentSum(const float* __restrict__ data, const Index* __restrict__ ids,
                            float* out, I inner, I num_segments, int64_t n) {
-  for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < n;
-       i += int64_t{blockDim.x} * gridDim.x) {
+  for (int64_t i : GridStride(n)) {
     const I u = static_cast<I>(i);
     const I r = u / inner;
     const I k = u - r * inner;

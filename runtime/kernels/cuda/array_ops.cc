@@ -7,8 +7,10 @@
 //
 // Inputs are checked as the CPU kernels check them (runtime/kernels/cpu/
 // array_ops.cc, slice_ops.cc, gather_ops.cc, array_grad_ops.cc), by the same
-// functions of graph/ops/array_ops.h, so codes and messages agree. The one
-// difference is what the host cannot see without waiting for the device: an
+// plans (runtime/kernels/array_util.h), so codes and messages agree; the
+// metadata ops are the CPU's kernel classes (runtime/kernels/
+// metadata_kernels.h) with the CUDA placement check. The one difference is
+// what the host cannot see without waiting for the device: an
 // index out of range, where the CPU kernels fail, gives a row of zeros in
 // GatherV2 and is dropped by UnsortedSegmentSum (TensorFlow's GPU kernels do
 // the same).
@@ -21,9 +23,10 @@
 
 #include "absl/strings/str_cat.h"
 #include "graph/status.h"
-#include "runtime/kernels/cpu/array_kernels.h"  // ReadInts, DenseStrides
+#include "runtime/kernels/array_util.h"
 #include "runtime/kernels/cuda/array_kernels.h"
 #include "runtime/kernels/cuda/cuda_kernel_util.h"
+#include "runtime/kernels/metadata_kernels.h"
 
 namespace gradserve {
 namespace {
@@ -42,6 +45,14 @@ absl::Status CheckPlacement(const OpKernel& k, OpKernelContext& ctx,
   return absl::OkStatus();
 }
 
+// The CUDA Placement of Note [Device-neutral metadata kernels].
+struct CudaPlacement {
+  static absl::Status Check(const OpKernel& k, OpKernelContext& ctx,
+                            std::initializer_list<int> host) {
+    return CheckPlacement(k, ctx, host);
+  }
+};
+
 // Calls fn.template operator()<I>() for the index dtype among Is.
 template <typename... Is, typename Fn>
 absl::Status DispatchIndex(const OpKernel& k, DType dtype, Fn&& fn) {
@@ -49,13 +60,6 @@ absl::Status DispatchIndex(const OpKernel& k, DType dtype, Fn&& fn) {
       absl::StrCat(k.name(), ": the CUDA kernel takes no ", DTypeName(dtype), " indices"));
   ((dtype == DTypeOf<Is>::value ? (status = fn.template operator()<Is>(), true) : false) || ...);
   return status;
-}
-
-// The product of dims [0, axis) of `shape`.
-int64_t OuterSize(const Shape& shape, int axis) {
-  int64_t n = 1;
-  for (int i = 0; i < axis; ++i) n *= shape.dim(i);
-  return n;
 }
 
 const char* At(const Tensor& t, int64_t offset) {
@@ -134,99 +138,6 @@ absl::Status Zero(const OpKernel& k, OpKernelContext& ctx, Tensor* t) {
   return LaunchStatus(k, cudaMemsetAsync(t->raw_data(), 0, t->bytes(), Gpu(ctx).stream()));
 }
 
-// --- Metadata: outputs share the input's buffer -----------------------------
-
-// Identity and StopGradient: output 0 = input 0. The int32 kernel (`host`)
-// keeps its argument in host memory, where int32 shape arithmetic lives.
-class ForwardKernel final : public OpKernel {
- public:
-  ForwardKernel(const Node& node, bool host) : OpKernel(node), host_(host) {}
-  bool IsExpensive() const override { return false; }
-  absl::Status Compute(OpKernelContext& ctx) const override {
-    GS_RETURN_IF_ERROR(host_ ? CheckPlacement(*this, ctx, {0}) : CheckPlacement(*this, ctx, {}));
-    ctx.set_output(0, ctx.input(0));
-    return absl::OkStatus();
-  }
-
- private:
-  bool host_;
-};
-
-// Output 0 = input 0's buffer under the shape `shape`.
-absl::Status Relabel(OpKernelContext& ctx, absl::StatusOr<Shape> shape) {
-  if (!shape.ok()) return shape.status();
-  GS_ASSIGN_OR_RETURN(Tensor out, ctx.input(0).Reshaped(*shape));
-  ctx.set_output(0, std::move(out));
-  return absl::OkStatus();
-}
-
-class ReshapeKernel final : public OpKernel {
- public:
-  using OpKernel::OpKernel;
-  bool IsExpensive() const override { return false; }
-  absl::Status Compute(OpKernelContext& ctx) const override {
-    GS_RETURN_IF_ERROR(CheckPlacement(*this, ctx, {1}));
-    const Tensor& sizes = ctx.input(1);
-    return Relabel(ctx, array_shape::Reshape(ctx.input(0).shape(), sizes.shape(), ReadInts(sizes)));
-  }
-};
-
-class ExpandDimsKernel final : public OpKernel {
- public:
-  using OpKernel::OpKernel;
-  bool IsExpensive() const override { return false; }
-  absl::Status Compute(OpKernelContext& ctx) const override {
-    GS_RETURN_IF_ERROR(CheckPlacement(*this, ctx, {1}));
-    const Tensor& dim = ctx.input(1);
-    return Relabel(ctx, array_shape::ExpandDims(ctx.input(0).shape(), dim.shape(), ReadInts(dim)));
-  }
-};
-
-class SqueezeKernel final : public OpKernel {
- public:
-  explicit SqueezeKernel(const Node& node)
-      : OpKernel(node),
-        dims_(node.GetAttr<std::vector<int64_t>>("squeeze_dims").value_or(std::vector<int64_t>{})) {
-  }
-  bool IsExpensive() const override { return false; }
-  absl::Status Compute(OpKernelContext& ctx) const override {
-    GS_RETURN_IF_ERROR(CheckPlacement(*this, ctx, {}));
-    return Relabel(ctx, array_shape::Squeeze(ctx.input(0).shape(), dims_));
-  }
-
- private:
-  std::vector<int64_t> dims_;
-};
-
-// Reads only its input's shape; writes its output in host memory.
-class ShapeKernel final : public OpKernel {
- public:
-  explicit ShapeKernel(const Node& node)
-      : OpKernel(node), out_type_(node.GetAttr<DType>("out_type").value_or(DType::kInt32)) {}
-  bool IsExpensive() const override { return false; }
-  absl::Status Compute(OpKernelContext& ctx) const override {
-    GS_RETURN_IF_ERROR(CheckPlacement(*this, ctx, {}));
-    const Shape& in = ctx.input(0).shape();
-    Tensor out(HostAllocator(), out_type_, Shape{in.rank()});
-    for (int i = 0; i < in.rank(); ++i) {
-      if (out_type_ == DType::kInt64) {
-        out.data<int64_t>()[i] = in.dim(i);
-        continue;
-      }
-      if (in.dim(i) > INT32_MAX) {
-        return absl::InvalidArgumentError(
-            absl::StrCat("Shape output type is 32-bit but dim ", i, " is ", in.dim(i)));
-      }
-      out.data<int32_t>()[i] = static_cast<int32_t>(in.dim(i));
-    }
-    ctx.set_output(0, std::move(out));
-    return absl::OkStatus();
-  }
-
- private:
-  DType out_type_;
-};
-
 // --- Strided boxes ------------------------------------------------------------
 
 class SliceKernel final : public OpKernel {
@@ -260,18 +171,13 @@ void PlanOffsets(const Shape& in, const array_shape::StridedSlicePlan& plan, int
 
 class StridedSliceKernel final : public OpKernel {
  public:
-  explicit StridedSliceKernel(const Node& node) : OpKernel(node) {
-    // The graph validated the attrs (all have defaults), so reading cannot fail.
-    masks_ = array_shape::ReadStridedSliceMasks(node).value_or(array_shape::StridedSliceMasks{});
-  }
+  explicit StridedSliceKernel(const Node& node)
+      : OpKernel(node), masks_(StridedSliceMasksOf(node)) {}
   absl::Status Compute(OpKernelContext& ctx) const override {
     GS_RETURN_IF_ERROR(CheckPlacement(*this, ctx, {1, 2, 3}));
-    const Tensor &in = ctx.input(0), &begin = ctx.input(1), &end = ctx.input(2);
-    const Tensor& strides = ctx.input(3);
-    GS_ASSIGN_OR_RETURN(
-        array_shape::StridedSlicePlan plan,
-        array_shape::StridedSlice(in.shape(), begin.shape(), ReadInts(begin), end.shape(),
-                                  ReadInts(end), strides.shape(), ReadInts(strides), masks_));
+    const Tensor& in = ctx.input(0);
+    GS_ASSIGN_OR_RETURN(array_shape::StridedSlicePlan plan,
+                        PlanStridedSlice(ctx, in.shape(), masks_));
     int64_t offset;
     Ints src_strides;
     PlanOffsets(in.shape(), plan, &offset, &src_strides);
@@ -286,28 +192,14 @@ class StridedSliceKernel final : public OpKernel {
 // (the elements are distinct, so writing is the CPU kernel's adding).
 class StridedSliceGradKernel final : public OpKernel {
  public:
-  explicit StridedSliceGradKernel(const Node& node) : OpKernel(node) {
-    masks_ = array_shape::ReadStridedSliceMasks(node).value_or(array_shape::StridedSliceMasks{});
-  }
+  explicit StridedSliceGradKernel(const Node& node)
+      : OpKernel(node), masks_(StridedSliceMasksOf(node)) {}
   absl::Status Compute(OpKernelContext& ctx) const override {
     GS_RETURN_IF_ERROR(CheckPlacement(*this, ctx, {0, 1, 2, 3}));
-    const Tensor &shape_t = ctx.input(0), &begin = ctx.input(1), &end = ctx.input(2);
-    const Tensor &strides = ctx.input(3), &dy = ctx.input(4);
-    if (shape_t.shape().rank() != 1) return absl::InvalidArgumentError("shape must be a vector");
-    const Ints dims = ReadInts(shape_t);
-    for (int64_t d : dims) {
-      if (d < 0) return absl::InvalidArgumentError("shape has a negative dimension");
-    }
-    const Shape shape{absl::MakeConstSpan(dims)};
-    GS_ASSIGN_OR_RETURN(
-        array_shape::StridedSlicePlan plan,
-        array_shape::StridedSlice(shape, begin.shape(), ReadInts(begin), end.shape(), ReadInts(end),
-                                  strides.shape(), ReadInts(strides), masks_));
-    if (plan.final_shape != dy.shape()) {
-      return absl::InvalidArgumentError(absl::StrCat("dy has shape ", dy.shape().DebugString(),
-                                                     " but the slice has shape ",
-                                                     plan.final_shape.DebugString()));
-    }
+    const Tensor& dy = ctx.input(4);
+    GS_ASSIGN_OR_RETURN(StridedSliceGradPlan grad, PlanStridedSliceGrad(ctx, masks_));
+    const Shape& shape = grad.shape;
+    const array_shape::StridedSlicePlan& plan = grad.slice;
     Tensor* out = ctx.allocate_output(0, shape, dy.dtype());
     GS_RETURN_IF_ERROR(Zero(*this, ctx, out));
     if (dy.num_elements() == 0) return absl::OkStatus();
@@ -327,16 +219,13 @@ class TransposeKernel final : public OpKernel {
   using OpKernel::OpKernel;
   absl::Status Compute(OpKernelContext& ctx) const override {
     GS_RETURN_IF_ERROR(CheckPlacement(*this, ctx, {1}));
-    const Tensor &in = ctx.input(0), &perm_t = ctx.input(1);
-    const Ints perm_values = ReadInts(perm_t);
-    GS_ASSIGN_OR_RETURN(Shape out_shape,
-                        array_shape::Transpose(in.shape(), perm_t.shape(), perm_values));
-    GS_ASSIGN_OR_RETURN(std::vector<int> perm, array_shape::NormalizePerm(perm_values, in.rank()));
+    const Tensor& in = ctx.input(0);
+    GS_ASSIGN_OR_RETURN(TransposePlan plan, PlanTranspose(ctx));
     // Output dimension i walks input dimension perm[i].
     const Ints in_strides = DenseStrides(in.shape().dims());
     Ints src_strides(in.rank());
-    for (int i = 0; i < in.rank(); ++i) src_strides[i] = in_strides[perm[i]];
-    return ReadBox(*this, ctx, 0, out_shape.dims(), src_strides, out_shape);
+    for (int i = 0; i < in.rank(); ++i) src_strides[i] = in_strides[plan.perm[i]];
+    return ReadBox(*this, ctx, 0, plan.out_shape.dims(), src_strides, plan.out_shape);
   }
 };
 
@@ -392,15 +281,13 @@ class PadKernel final : public OpKernel {
   }
 };
 
-// Writes `out` as `outer` rows, each the concatenation of the matching row of
-// every input (input i viewed as [outer, its elements / outer]): one box per
-// input.
-absl::Status ConcatRows(const OpKernel& k, OpKernelContext& ctx,
-                        const std::vector<const Tensor*>& inputs, int64_t outer, Tensor* out) {
+// Writes `out` as the plan's rows (ConcatPlan): one box per input.
+absl::Status ConcatRows(const OpKernel& k, OpKernelContext& ctx, const ConcatPlan& plan,
+                        Tensor* out) {
   if (out->num_elements() == 0) return absl::OkStatus();
-  const int64_t out_row = out->num_elements() / outer;
+  const int64_t outer = plan.outer, out_row = out->num_elements() / outer;
   int64_t column = 0;
-  for (const Tensor* t : inputs) {
+  for (const Tensor* t : plan.values) {
     const int64_t row = t->num_elements() / outer;
     if (row > 0) {
       GS_RETURN_IF_ERROR(CopyBox(k, ctx, t->raw_data(), At(out, column), DTypeSize(t->dtype()),
@@ -415,21 +302,10 @@ class ConcatV2Kernel final : public OpKernel {
  public:
   using OpKernel::OpKernel;
   absl::Status Compute(OpKernelContext& ctx) const override {
-    const int n = ctx.num_inputs() - 1;
-    GS_RETURN_IF_ERROR(CheckPlacement(*this, ctx, {n}));
-    const Tensor& axis_t = ctx.input(n);
-    std::vector<Shape> shapes;
-    std::vector<const Tensor*> inputs;
-    for (int i = 0; i < n; ++i) {
-      shapes.push_back(ctx.input(i).shape());
-      inputs.push_back(&ctx.input(i));
-    }
-    const Ints axis = ReadInts(axis_t);
-    GS_ASSIGN_OR_RETURN(Shape out_shape, array_shape::Concat(shapes, axis_t.shape(), axis));
-    const int rank = out_shape.rank();
-    const int ax = static_cast<int>(axis[0] < 0 ? axis[0] + rank : axis[0]);
-    Tensor* out = ctx.allocate_output(0, out_shape, inputs[0]->dtype());
-    return ConcatRows(*this, ctx, inputs, OuterSize(out_shape, ax), out);
+    GS_RETURN_IF_ERROR(CheckPlacement(*this, ctx, {ctx.num_inputs() - 1}));
+    GS_ASSIGN_OR_RETURN(ConcatPlan plan, PlanConcatV2(ctx));
+    Tensor* out = ctx.allocate_output(0, plan.out_shape, plan.values[0]->dtype());
+    return ConcatRows(*this, ctx, plan, out);
   }
 };
 
@@ -439,17 +315,10 @@ class PackKernel final : public OpKernel {
       : OpKernel(node), axis_(node.GetAttr<int64_t>("axis").value_or(0)) {}
   absl::Status Compute(OpKernelContext& ctx) const override {
     GS_RETURN_IF_ERROR(CheckPlacement(*this, ctx, {}));
-    std::vector<Shape> shapes;
-    std::vector<const Tensor*> inputs;
-    for (int i = 0; i < ctx.num_inputs(); ++i) {
-      shapes.push_back(ctx.input(i).shape());
-      inputs.push_back(&ctx.input(i));
-    }
-    GS_ASSIGN_OR_RETURN(Shape out_shape, array_shape::Pack(shapes, axis_));
-    if (inputs.size() == 1) return Relabel(ctx, out_shape);
-    GS_ASSIGN_OR_RETURN(int ax, array_shape::PackAxis(axis_, shapes[0].rank()));
-    Tensor* out = ctx.allocate_output(0, out_shape, inputs[0]->dtype());
-    return ConcatRows(*this, ctx, inputs, OuterSize(out_shape, ax), out);
+    GS_ASSIGN_OR_RETURN(ConcatPlan plan, PlanPack(ctx, axis_));
+    if (plan.values.size() == 1) return Relabel(ctx, plan.out_shape);
+    Tensor* out = ctx.allocate_output(0, plan.out_shape, plan.values[0]->dtype());
+    return ConcatRows(*this, ctx, plan, out);
   }
 
  private:
@@ -465,21 +334,15 @@ class GatherV2Kernel final : public OpKernel {
       : OpKernel(node), batch_dims_(node.GetAttr<int64_t>("batch_dims").value_or(0)) {}
   absl::Status Compute(OpKernelContext& ctx) const override {
     GS_RETURN_IF_ERROR(CheckPlacement(*this, ctx, {2}));
-    const Tensor &params = ctx.input(0), &indices = ctx.input(1), &axis_t = ctx.input(2);
-    const Ints axis = ReadInts(axis_t);
-    GS_ASSIGN_OR_RETURN(Shape out_shape, array_shape::GatherV2(params.shape(), indices.shape(),
-                                                               axis_t.shape(), axis, batch_dims_));
-    GS_ASSIGN_OR_RETURN(int ax, array_shape::GatherAxis(axis[0], params.rank()));
-    const int64_t outer = OuterSize(params.shape(), ax), limit = params.dim(ax);
-    int64_t inner = 1;
-    for (int i = ax + 1; i < params.rank(); ++i) inner *= params.dim(i);
-    Tensor* out = ctx.allocate_output(0, out_shape, params.dtype());
+    const Tensor &params = ctx.input(0), &indices = ctx.input(1);
+    GS_ASSIGN_OR_RETURN(GatherPlan plan, PlanGatherV2(ctx, batch_dims_));
+    Tensor* out = ctx.allocate_output(0, plan.out_shape, params.dtype());
     return DispatchIndex<int16_t, int32_t, int64_t>(
         *this, indices.dtype(), [&]<typename I>() -> absl::Status {
           return LaunchStatus(
-              *this,
-              cuda::LaunchGather(params.data<float>(), indices.data<I>(), out->data<float>(), outer,
-                                 limit, indices.num_elements(), inner, Gpu(ctx).stream()));
+              *this, cuda::LaunchGather(params.data<float>(), indices.data<I>(), out->data<float>(),
+                                        plan.outer, plan.limit, indices.num_elements(), plan.inner,
+                                        Gpu(ctx).stream()));
         });
   }
 
@@ -493,21 +356,15 @@ class OneHotKernel final : public OpKernel {
       : OpKernel(node), axis_(node.GetAttr<int64_t>("axis").value_or(-1)) {}
   absl::Status Compute(OpKernelContext& ctx) const override {
     GS_RETURN_IF_ERROR(CheckPlacement(*this, ctx, {1}));
-    const Tensor &indices = ctx.input(0), &depth_t = ctx.input(1);
-    const Tensor &on = ctx.input(2), &off = ctx.input(3);
-    GS_ASSIGN_OR_RETURN(Shape out_shape,
-                        array_shape::OneHot(indices.shape(), depth_t.shape(), ReadInts(depth_t),
-                                            on.shape(), off.shape(), axis_));
-    const int ax = axis_ == -1 ? indices.rank() : static_cast<int>(axis_);
-    const int64_t depth = out_shape.dim(ax);
-    const int64_t prefix = OuterSize(indices.shape(), ax);
-    const int64_t suffix = prefix == 0 ? 0 : indices.num_elements() / prefix;
-    Tensor* out = ctx.allocate_output(0, out_shape, on.dtype());
+    const Tensor &indices = ctx.input(0), &on = ctx.input(2), &off = ctx.input(3);
+    GS_ASSIGN_OR_RETURN(OneHotPlan plan, PlanOneHot(ctx, axis_));
+    Tensor* out = ctx.allocate_output(0, plan.out_shape, on.dtype());
     return DispatchIndex<uint8_t, int8_t, int32_t, int64_t>(
         *this, indices.dtype(), [&]<typename I>() -> absl::Status {
-          return LaunchStatus(*this, cuda::LaunchOneHot(indices.data<I>(), on.data<float>(),
-                                                        off.data<float>(), out->data<float>(),
-                                                        prefix, depth, suffix, Gpu(ctx).stream()));
+          return LaunchStatus(
+              *this, cuda::LaunchOneHot(indices.data<I>(), on.data<float>(), off.data<float>(),
+                                        out->data<float>(), plan.prefix, plan.depth, plan.suffix,
+                                        Gpu(ctx).stream()));
         });
   }
 
@@ -522,30 +379,14 @@ class UnsortedSegmentSumKernel final : public OpKernel {
   using OpKernel::OpKernel;
   absl::Status Compute(OpKernelContext& ctx) const override {
     GS_RETURN_IF_ERROR(CheckPlacement(*this, ctx, {2}));
-    const Tensor &data = ctx.input(0), &ids = ctx.input(1), &num_t = ctx.input(2);
-    if (num_t.shape().rank() != 0)
-      return absl::InvalidArgumentError("num_segments must be a scalar");
-    const int64_t num = ReadInts(num_t)[0];
-    if (num < 0) return absl::InvalidArgumentError("num_segments is negative");
-    const Shape &ds = data.shape(), &is = ids.shape();
-    bool prefix = is.rank() <= ds.rank();
-    for (int i = 0; prefix && i < is.rank(); ++i) prefix = is.dim(i) == ds.dim(i);
-    if (!prefix) {
-      return absl::InvalidArgumentError(absl::StrCat("segment_ids shape ", is.DebugString(),
-                                                     " is not a prefix of data shape ",
-                                                     ds.DebugString()));
-    }
-    Shape out_shape{num};
-    int64_t inner = 1;
-    for (int i = is.rank(); i < ds.rank(); ++i) {
-      out_shape.AddDim(ds.dim(i));
-      inner *= ds.dim(i);
-    }
-    Tensor* out = ctx.allocate_output(0, out_shape, data.dtype());
+    const Tensor &data = ctx.input(0), &ids = ctx.input(1);
+    GS_ASSIGN_OR_RETURN(SegmentSumPlan plan, PlanUnsortedSegmentSum(ctx));
+    Tensor* out = ctx.allocate_output(0, plan.out_shape, data.dtype());
     return DispatchIndex<int32_t, int64_t>(*this, ids.dtype(), [&]<typename I>() -> absl::Status {
-      return LaunchStatus(*this, cuda::LaunchUnsortedSegmentSum(
-                                     data.data<float>(), ids.data<I>(), out->data<float>(),
-                                     ids.num_elements(), inner, num, Gpu(ctx).stream()));
+      return LaunchStatus(
+          *this, cuda::LaunchUnsortedSegmentSum(data.data<float>(), ids.data<I>(),
+                                                out->data<float>(), ids.num_elements(), plan.inner,
+                                                plan.num_segments, Gpu(ctx).stream()));
     });
   }
 };
@@ -554,16 +395,20 @@ class UnsortedSegmentSumKernel final : public OpKernel {
 
 absl::Status RegisterCudaArrayKernels(KernelRegistry& r) {
   const std::vector<DType> kF32 = {DType::kFloat};
+  using Forward = ForwardKernel<CudaPlacement>;
   for (const char* op : {"Identity", "StopGradient"}) {
-    GS_RETURN_IF_ERROR(RegisterCuda<ForwardKernel>(
-        r, op, {DType::kFloat, DType::kInt64, DType::kBool}, "T", {}, false));
-    GS_RETURN_IF_ERROR(RegisterCuda<ForwardKernel>(r, op, {DType::kInt32}, "T",
-                                                   {.inputs = {0}, .outputs = {0}}, true));
+    GS_RETURN_IF_ERROR(
+        RegisterCuda<Forward>(r, op, {DType::kFloat, DType::kInt64, DType::kBool}, "T", {}, false));
+    GS_RETURN_IF_ERROR(
+        RegisterCuda<Forward>(r, op, {DType::kInt32}, "T", {.inputs = {0}, .outputs = {0}}, true));
   }
-  GS_RETURN_IF_ERROR(RegisterCuda<ReshapeKernel>(r, "Reshape", kF32, "T", {.inputs = {1}}));
-  GS_RETURN_IF_ERROR(RegisterCuda<ExpandDimsKernel>(r, "ExpandDims", kF32, "T", {.inputs = {1}}));
-  GS_RETURN_IF_ERROR(RegisterCudaFloat<SqueezeKernel>(r, "Squeeze"));
-  GS_RETURN_IF_ERROR(RegisterCuda<ShapeKernel>(r, "Shape", kF32, "T", {.outputs = {0}}));
+  GS_RETURN_IF_ERROR(
+      RegisterCuda<ReshapeKernel<CudaPlacement>>(r, "Reshape", kF32, "T", {.inputs = {1}}));
+  GS_RETURN_IF_ERROR(
+      RegisterCuda<ExpandDimsKernel<CudaPlacement>>(r, "ExpandDims", kF32, "T", {.inputs = {1}}));
+  GS_RETURN_IF_ERROR(RegisterCudaFloat<SqueezeKernel<CudaPlacement>>(r, "Squeeze"));
+  GS_RETURN_IF_ERROR(
+      RegisterCuda<ShapeKernel<CudaPlacement>>(r, "Shape", kF32, "T", {.outputs = {0}}));
 
   GS_RETURN_IF_ERROR(RegisterCuda<SliceKernel>(r, "Slice", kF32, "T", {.inputs = {1, 2}}));
   GS_RETURN_IF_ERROR(

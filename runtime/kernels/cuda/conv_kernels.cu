@@ -1,15 +1,9 @@
 // im2col and col2im for the CUDA convolutions (conv_kernels.h).
 #include "runtime/kernels/cuda/conv_kernels.h"
+#include "runtime/kernels/cuda/launch.h"
 
 namespace gradserve::cuda {
 namespace {
-
-constexpr int kThreads = 256;
-
-unsigned Blocks(int64_t n) {
-  const int64_t blocks = (n + kThreads - 1) / kThreads;
-  return static_cast<unsigned>(blocks < 65535 ? (blocks > 0 ? blocks : 1) : 65535);
-}
 
 // Offset of image element (b, y, x, c) in the shape's layout.
 __device__ int64_t ImageIndex(const ConvShape& s, int64_t b, int64_t y, int64_t x, int64_t c) {
@@ -21,8 +15,7 @@ __device__ int64_t ImageIndex(const ConvShape& s, int64_t b, int64_t y, int64_t 
 __global__ void Im2Col(ConvShape s, const float* in, int64_t row0, int64_t rows, float* patches) {
   const int64_t gc = s.group_c, tap_cols = s.k_w * gc, k = s.k_h * tap_cols;
   const int64_t columns = s.k_h * s.k_w * s.in_c, total = rows * columns;
-  for (int64_t e = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; e < total;
-       e += int64_t{blockDim.x} * gridDim.x) {
+  for (int64_t e : GridStride(total)) {
     const int64_t r = e / columns, col = e - r * columns;
     const int64_t row = row0 + r;
     const int64_t ox = row % s.out_w, rest = row / s.out_w;
@@ -43,8 +36,7 @@ __global__ void Col2Im(ConvShape s, const float* dpatches, int64_t row0, int64_t
                        int64_t b0, int64_t total, bool accumulate) {
   const int64_t gc = s.group_c, k = s.k_h * s.k_w * gc, columns = s.k_h * s.k_w * s.in_c;
   const int64_t image = s.in_h * s.in_w * s.in_c;
-  for (int64_t e = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; e < total;
-       e += int64_t{blockDim.x} * gridDim.x) {
+  for (int64_t e : GridStride(total)) {
     const int64_t b = b0 + e / image, w = e % image;
     int64_t y, x, c;
     if (s.channels_last) {

@@ -3,28 +3,20 @@
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
+#include "runtime/kernels/cuda/launch.h"
 #include "runtime/kernels/cuda/matmul_kernels.h"
 
 namespace gradserve::cuda {
 namespace {
 
-constexpr int kThreads = 256;
-
-unsigned Blocks(int64_t n) {
-  const int64_t blocks = (n + kThreads - 1) / kThreads;
-  return static_cast<unsigned>(blocks < 65535 ? (blocks > 0 ? blocks : 1) : 65535);
-}
-
 __global__ void ToBFloat16(const float* x, __nv_bfloat16* out, int64_t n) {
-  for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < n;
-       i += int64_t{blockDim.x} * gridDim.x) {
+  for (int64_t i : GridStride(n)) {
     out[i] = __float2bfloat16_rn(x[i]);
   }
 }
 
 __global__ void ToHalf(const float* x, __half* out, int64_t n) {
-  for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < n;
-       i += int64_t{blockDim.x} * gridDim.x) {
+  for (int64_t i : GridStride(n)) {
     out[i] = __float2half_rn(x[i]);
   }
 }

@@ -29,6 +29,7 @@
 #include "graph/status.h"
 #include "runtime/kernels/cuda/cuda_kernel_util.h"
 #include "runtime/kernels/cuda/matmul_kernels.h"
+#include "runtime/kernels/matmul_util.h"
 
 namespace gradserve {
 namespace {
@@ -212,39 +213,23 @@ BatchPlan PlanBatches(const Shape& xb, const Shape& yb, const Shape& batch) {
 class BatchMatMulKernel final : public OpKernel {
  public:
   explicit BatchMatMulKernel(const Node& node)
-      : OpKernel(node),
-        adj_x_(node.GetAttr<bool>("adj_x").value_or(false)),
-        adj_y_(node.GetAttr<bool>("adj_y").value_or(false)) {}
+      : OpKernel(node), adj_(BatchMatMulAdjointsOf(node)) {}
 
   absl::Status Compute(OpKernelContext& ctx) const override {
     GS_RETURN_IF_ERROR(CheckOnDevice(*this, ctx));
     const Tensor& x = ctx.input(0);
     const Tensor& y = ctx.input(1);
-    GS_CHECK_ARG(x.rank() >= 2 && y.rank() >= 2, name(),
-                 ": BatchMatMulV2 needs rank >= 2 inputs, got ", x.shape().DebugString(), " and ",
-                 y.shape().DebugString());
-    const int rx = x.rank(), ry = y.rank();
-    GemmShape s{.ta = adj_x_,
-                .tb = adj_y_,
-                .m = x.dim(adj_x_ ? rx - 1 : rx - 2),
-                .n = y.dim(adj_y_ ? ry - 2 : ry - 1),
-                .k = x.dim(adj_x_ ? rx - 2 : rx - 1)};
-    const int64_t kb = y.dim(adj_y_ ? ry - 1 : ry - 2);
-    GS_CHECK_ARG(s.k == kb, name(), ": inner dimensions differ: ", x.shape().DebugString(),
-                 adj_x_ ? "^T" : "", " x ", y.shape().DebugString(), adj_y_ ? "^T" : "");
-    const Shape xb(x.shape().dims().subspan(0, rx - 2)), yb(y.shape().dims().subspan(0, ry - 2));
-    absl::StatusOr<Shape> batch = BroadcastShapes(xb, yb);
-    GS_CHECK_ARG(batch.ok(), name(), ": batch dimensions: ", batch.status().message());
-    Shape out_shape = *batch;
-    out_shape.AddDim(s.m);
-    out_shape.AddDim(s.n);
-    Tensor* out = ctx.allocate_output(0, out_shape, DType::kFloat);
+    absl::StatusOr<BatchMatMulSizes> shape = CheckBatchMatMul(x.shape(), y.shape(), adj_);
+    if (!shape.ok()) return Annotate(shape.status(), name());
+    const GemmShape s{
+        .ta = adj_.adj_x, .tb = adj_.adj_y, .m = shape->m, .n = shape->n, .k = shape->k};
+    Tensor* out = ctx.allocate_output(0, shape->out, DType::kFloat);
     if (out->num_elements() == 0) return absl::OkStatus();
     if (s.k == 0) return Zero(*this, ctx, out);
     GS_RETURN_IF_ERROR(CheckIntSizes(*this, s));
     GS_ASSIGN_OR_RETURN(Operand px, Prepare(*this, ctx, x));
     GS_ASSIGN_OR_RETURN(Operand py, Prepare(*this, ctx, y));
-    const BatchPlan plan = PlanBatches(xb, yb, *batch);
+    const BatchPlan plan = PlanBatches(shape->x_batch, shape->y_batch, shape->batch);
     const int64_t x_size = s.m * s.k, y_size = s.k * s.n, out_size = s.m * s.n;
     int64_t outer = 1;
     for (int64_t d : plan.outer_dims) outer *= d;
@@ -267,7 +252,7 @@ class BatchMatMulKernel final : public OpKernel {
   }
 
  private:
-  bool adj_x_, adj_y_;
+  BatchMatMulAdjoints adj_;
 };
 
 }  // namespace

@@ -2,24 +2,16 @@
 // variable and its slots; the hyperparameters are read once per thread from
 // device memory. The expressions are grouped as the CPU kernels' are, so the
 // two round alike (up to nvcc's fused multiply-adds).
+#include "runtime/kernels/cuda/launch.h"
 #include "runtime/kernels/cuda/optimizer_kernels.h"
 
 namespace gradserve::cuda {
 namespace {
 
-constexpr int kThreads = 256;
-
-// Blocks for n elements, grid-stride loops covering the rest.
-unsigned Blocks(int64_t n) {
-  const int64_t blocks = (n + kThreads - 1) / kThreads;
-  return static_cast<unsigned>(blocks < 65535 ? (blocks > 0 ? blocks : 1) : 65535);
-}
-
 __global__ void ApplyGradientDescent(float* var, const float* alpha_ptr, const float* delta,
                                      int64_t n) {
   const float alpha = *alpha_ptr;
-  for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < n;
-       i += int64_t{blockDim.x} * gridDim.x) {
+  for (int64_t i : GridStride(n)) {
     var[i] -= delta[i] * alpha;
   }
 }
@@ -28,8 +20,7 @@ template <bool kNesterov>
 __global__ void ApplyMomentum(float* var, float* accum, const float* lr_ptr, const float* grad,
                               const float* momentum_ptr, int64_t n) {
   const float lr = *lr_ptr, momentum = *momentum_ptr;
-  for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < n;
-       i += int64_t{blockDim.x} * gridDim.x) {
+  for (int64_t i : GridStride(n)) {
     const float g = grad[i];
     const float a = accum[i] * momentum + g;
     accum[i] = a;
@@ -47,8 +38,7 @@ __global__ void ApplyAdam(float* var, float* m, float* v, AdamScalars s, const f
   const float one = 1.f;
   const float beta1 = *s.beta1, beta2 = *s.beta2, epsilon = *s.epsilon;
   const float lr_t = *s.lr * sqrtf(one - *s.beta2_power) / (one - *s.beta1_power);
-  for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < n;
-       i += int64_t{blockDim.x} * gridDim.x) {
+  for (int64_t i : GridStride(n)) {
     const float g = grad[i];
     const float m_t = m[i] + (g - m[i]) * (one - beta1);
     const float v_t = v[i] + (g * g - v[i]) * (one - beta2);
@@ -75,22 +65,16 @@ cudaError_t LaunchApplyMomentum(float* var, float* accum, const float* lr, const
                                 const float* momentum, bool use_nesterov, int64_t n,
                                 cudaStream_t stream) {
   if (n == 0) return cudaSuccess;
-  if (use_nesterov) {
-    ApplyMomentum<true><<<Blocks(n), kThreads, 0, stream>>>(var, accum, lr, grad, momentum, n);
-  } else {
-    ApplyMomentum<false><<<Blocks(n), kThreads, 0, stream>>>(var, accum, lr, grad, momentum, n);
-  }
+  const auto kernel = use_nesterov ? ApplyMomentum<true> : ApplyMomentum<false>;
+  kernel<<<Blocks(n), kThreads, 0, stream>>>(var, accum, lr, grad, momentum, n);
   return cudaGetLastError();
 }
 
 cudaError_t LaunchApplyAdam(float* var, float* m, float* v, const AdamScalars& scalars,
                             const float* grad, bool use_nesterov, int64_t n, cudaStream_t stream) {
   if (n == 0) return cudaSuccess;
-  if (use_nesterov) {
-    ApplyAdam<true><<<Blocks(n), kThreads, 0, stream>>>(var, m, v, scalars, grad, n);
-  } else {
-    ApplyAdam<false><<<Blocks(n), kThreads, 0, stream>>>(var, m, v, scalars, grad, n);
-  }
+  const auto kernel = use_nesterov ? ApplyAdam<true> : ApplyAdam<false>;
+  kernel<<<Blocks(n), kThreads, 0, stream>>>(var, m, v, scalars, grad, n);
   return cudaGetLastError();
 }
 

@@ -5,27 +5,21 @@
 // memory and the kernel reads the scalars itself, so a step never waits for
 // the device. Inputs are checked as the CPU kernels check them
 // (runtime/kernels/cpu/optimizer_ops.cc), in the same order, with the same
-// codes; the variables and slots move to this GPU on first use
-// (EnsureOnDevice) and are then updated in place under their locks, taken in
-// address order (Note [Optimizer locking] in the CPU file).
-#include <algorithm>
+// codes (the shared code of runtime/kernels/optimizer_util.h); the variables
+// and slots move to this GPU on first use (EnsureOnDevice) and are then
+// updated in place under their locks, taken in address order (Note [Optimizer
+// locking] in the CPU file).
 #include <array>
-#include <functional>
-#include <numeric>
 
 #include "absl/strings/str_cat.h"
 #include "graph/status.h"
 #include "runtime/kernels/cuda/cuda_kernel_util.h"
 #include "runtime/kernels/cuda/optimizer_kernels.h"
+#include "runtime/kernels/optimizer_util.h"
 #include "runtime/resource.h"
 
 namespace gradserve {
 namespace {
-
-template <size_t N>
-using Values = std::array<Tensor*, N>;
-template <size_t N>
-using StepFn = std::function<absl::Status(const Values<N>&)>;
 
 // CheckOnDevice, and the handles (inputs 0..num_handles-1) in host memory.
 absl::Status CheckPlacement(const OpKernel& k, OpKernelContext& ctx, int num_handles) {
@@ -40,59 +34,23 @@ absl::Status CheckPlacement(const OpKernel& k, OpKernelContext& ctx, int num_han
   return absl::OkStatus();
 }
 
-// Locks vars[order[k]], vars[order[k+1]], ... by nesting Update calls, then runs step.
-template <size_t N>
-absl::Status LockFrom(const std::array<Var*, N>& vars, const std::array<size_t, N>& order, size_t k,
-                      Values<N>& values, const StepFn<N>& step) {
-  if (k == N) return step(values);
-  const size_t i = order[k];
-  return vars[i]->Update([&](Tensor& value) -> absl::Status {
-    values[i] = &value;
-    return LockFrom(vars, order, k + 1, values, step);
-  });
-}
-
 // Resolves the resource inputs 0..N-1 (called `names` in messages), checks
 // that each holds float32, is initialized and is distinct (as the CPU does),
 // moves each to this GPU, then runs `step` on their values with all of them
 // locked and on the GPU.
 template <size_t N>
 absl::Status UpdateVariables(const OpKernel& k, OpKernelContext& ctx,
-                             const std::array<const char*, N>& names, const StepFn<N>& step) {
-  std::array<Var*, N> vars;
-  for (size_t i = 0; i < N; ++i) {
-    absl::StatusOr<Var*> var = VarFromHandle(ctx.input(static_cast<int>(i)));
-    if (!var.ok()) return Annotate(var.status(), k.name());
-    vars[i] = *var;
-    const std::string& handle = k.node().input(static_cast<int>(i)).node->name();
-    if (vars[i]->dtype() != DType::kFloat) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          k.name(), ": ", names[i], " variable '", handle, "' is ", DTypeName(vars[i]->dtype()),
-          ", but the update is ", DTypeName(DType::kFloat)));
-    }
-    if (!vars[i]->initialized()) {
-      return absl::FailedPreconditionError(
-          absl::StrCat(k.name(), ": ", names[i], " variable '", handle,
-                       "' was used before it was initialized (run its initializer)"));
-    }
-    for (size_t j = 0; j < i; ++j) {
-      if (vars[j] == vars[i]) {
-        return absl::InvalidArgumentError(absl::StrCat(k.name(), ": ", names[j], " and ", names[i],
-                                                       " are the same variable '", handle, "'"));
-      }
-    }
-  }
+                             const std::array<const char*, N>& names, const VarStepFn<N>& step) {
+  absl::StatusOr<std::array<Var*, N>> resolved =
+      ResolveVariables(ctx, k.node(), names, DType::kFloat);
+  if (!resolved.ok()) return Annotate(resolved.status(), k.name());
+  const std::array<Var*, N>& vars = *resolved;
   CudaDevice& gpu = Gpu(ctx);
   for (Var* var : vars) {
     absl::Status moved = EnsureOnDevice(*var, gpu);
     if (!moved.ok()) return Annotate(moved, k.name());
   }
-  std::array<size_t, N> order;
-  std::iota(order.begin(), order.end(), size_t{0});
-  std::sort(order.begin(), order.end(),
-            [&](size_t a, size_t b) { return std::less<Var*>()(vars[a], vars[b]); });
-  Values<N> values{};
-  const StepFn<N> checked = [&](const Values<N>& v) -> absl::Status {
+  const VarStepFn<N> checked = [&](const VarValues<N>& v) -> absl::Status {
     for (size_t i = 0; i < N; ++i) {
       // Only if a host value was assigned between EnsureOnDevice and the locks.
       if (v[i]->device() != gpu.name()) {
@@ -104,23 +62,17 @@ absl::Status UpdateVariables(const OpKernel& k, OpKernelContext& ctx,
     }
     return step(v);
   };
-  return LockFrom(vars, order, 0, values, checked);
+  return UpdateLocked(vars, checked);
 }
 
 // InvalidArgument unless input i has rank 0 (its value stays on the device).
 absl::Status CheckScalar(const OpKernel& k, const OpKernelContext& ctx, int i, const char* name) {
-  const Tensor& t = ctx.input(i);
-  GS_CHECK_ARG(t.shape().rank() == 0, k.name(), ": ", name, " must be a scalar, got shape ",
-               t.shape().DebugString());
-  return absl::OkStatus();
+  return Annotate(CheckScalarInput(ctx.input(i), name), k.name());
 }
 
 absl::Status SameShape(const OpKernel& k, const char* a_name, const Tensor& a, const char* b_name,
                        const Tensor& b) {
-  GS_CHECK_ARG(a.shape() == b.shape(), k.name(), ": ", a_name, " and ", b_name,
-               " must have the same shape: ", a_name, " ", a.shape().DebugString(), ", ", b_name,
-               " ", b.shape().DebugString());
-  return absl::OkStatus();
+  return Annotate(CheckSameShape(a_name, a, b_name, b), k.name());
 }
 
 const float* In(const OpKernelContext& ctx, int i) { return ctx.input(i).data<float>(); }
@@ -133,7 +85,7 @@ class ApplyGradientDescentKernel final : public OpKernel {
     GS_RETURN_IF_ERROR(CheckPlacement(*this, ctx, 1));
     GS_RETURN_IF_ERROR(CheckScalar(*this, ctx, 1, "alpha"));
     const Tensor& delta = ctx.input(2);
-    return UpdateVariables<1>(*this, ctx, {"var"}, [&](const Values<1>& v) -> absl::Status {
+    return UpdateVariables<1>(*this, ctx, {"var"}, [&](const VarValues<1>& v) -> absl::Status {
       Tensor& var = *v[0];
       GS_RETURN_IF_ERROR(SameShape(*this, "var", var, "delta", delta));
       return LaunchStatus(*this, cuda::LaunchApplyGradientDescent(
@@ -154,7 +106,7 @@ class ApplyMomentumKernel final : public OpKernel {
     GS_RETURN_IF_ERROR(CheckScalar(*this, ctx, 4, "momentum"));
     const Tensor& grad = ctx.input(3);
     return UpdateVariables<2>(
-        *this, ctx, {"var", "accum"}, [&](const Values<2>& v) -> absl::Status {
+        *this, ctx, {"var", "accum"}, [&](const VarValues<2>& v) -> absl::Status {
           Tensor &var = *v[0], &accum = *v[1];
           GS_RETURN_IF_ERROR(SameShape(*this, "var", var, "accum", accum));
           GS_RETURN_IF_ERROR(SameShape(*this, "var", var, "grad", grad));
@@ -190,7 +142,7 @@ class ApplyAdamKernel final : public OpKernel {
                                     .beta2 = In(ctx, 7),
                                     .epsilon = In(ctx, 8)};
     return UpdateVariables<3>(
-        *this, ctx, {"var", "m", "v"}, [&](const Values<3>& slots) -> absl::Status {
+        *this, ctx, {"var", "m", "v"}, [&](const VarValues<3>& slots) -> absl::Status {
           Tensor &var = *slots[0], &m = *slots[1], &v = *slots[2];
           GS_RETURN_IF_ERROR(SameShape(*this, "var", var, "m", m));
           GS_RETURN_IF_ERROR(SameShape(*this, "var", var, "v", v));

@@ -23,19 +23,12 @@
 #include <initializer_list>
 #include <limits>
 
+#include "runtime/kernels/cuda/launch.h"
 #include "runtime/kernels/cuda/pooling_kernels.h"
 #include "runtime/kernels/cuda/reduction_kernels.h"
 
 namespace gradserve::cuda {
 namespace {
-
-constexpr int kThreads = 256;
-
-// Blocks for n elements, grid-stride loops covering the rest.
-unsigned Blocks(int64_t n) {
-  const int64_t blocks = (n + kThreads - 1) / kThreads;
-  return static_cast<unsigned>(blocks < 65535 ? (blocks > 0 ? blocks : 1) : 65535);
-}
 
 __device__ int64_t Min(int64_t a, int64_t b) { return a < b ? a : b; }
 __device__ int64_t Max(int64_t a, int64_t b) { return a > b ? a : b; }
@@ -119,8 +112,7 @@ __device__ void Covering(int64_t pos, int64_t pad, int64_t k, int64_t stride, in
 
 template <PoolKind kKind>
 __global__ void Pool(PoolDims d, const float* x, float* y, int64_t n) {
-  for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < n;
-       i += int64_t{blockDim.x} * gridDim.x) {
+  for (int64_t i : GridStride(n)) {
     const Element o = ElementOf(d, i, d.out_h, d.out_w);
     const Window w = WindowOf(d, o.y, o.x);
     const Plane in = PlaneOf(d, x, o.b, o.c);
@@ -147,8 +139,7 @@ __global__ void Pool(PoolDims d, const float* x, float* y, int64_t n) {
 // MaxPoolGrad pass 1 (Note [Pooling gradients gather]): argmax[i] = the pixel
 // of window i's first maximum.
 __global__ void WindowArgmax(PoolDims d, const float* x, int64_t* argmax, int64_t n) {
-  for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < n;
-       i += int64_t{blockDim.x} * gridDim.x) {
+  for (int64_t i : GridStride(n)) {
     const Element o = ElementOf(d, i, d.out_h, d.out_w);
     argmax[i] = FirstMax(d, PlaneOf(d, x, o.b, o.c), WindowOf(d, o.y, o.x));
   }
@@ -161,8 +152,7 @@ enum class Gather { kMax, kAvg };
 template <Gather kGather>
 __global__ void GatherGrad(PoolDims d, const int64_t* argmax, const float* dy, float* dx,
                            int64_t n) {
-  for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < n;
-       i += int64_t{blockDim.x} * gridDim.x) {
+  for (int64_t i : GridStride(n)) {
     const Element e = ElementOf(d, i, d.in_h, d.in_w);
     int64_t oy_lo, oy_hi, ox_lo, ox_hi;
     Covering(e.y, d.pad_top, d.k_h, d.stride_h, d.out_h, &oy_lo, &oy_hi);
@@ -185,8 +175,7 @@ __global__ void GatherGrad(PoolDims d, const int64_t* argmax, const float* dy, f
 }
 
 __global__ void MaxPoolGradGrad(PoolDims d, const float* x, const float* g, float* out, int64_t n) {
-  for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < n;
-       i += int64_t{blockDim.x} * gridDim.x) {
+  for (int64_t i : GridStride(n)) {
     const Element o = ElementOf(d, i, d.out_h, d.out_w);
     const Window w = WindowOf(d, o.y, o.x);
     if (w.empty()) {  // an empty window (empty image): nothing to route
@@ -204,6 +193,11 @@ __global__ void MaxPoolGradGrad(PoolDims d, const float* x, const float* g, floa
 // only for the gradient. Plain data: it lives in shared memory.
 struct Sums {
   double a, b;
+  __device__ Sums& operator+=(const Sums& o) {
+    a += o.a;
+    b += o.b;
+    return *this;
+  }
 };
 
 // The summed terms at flat index i of channel c.
@@ -238,10 +232,9 @@ bool Tiled(const ChannelDims& d) { return d.inner == 1 && d.channels >= kTileCha
 // Ranges per channel: enough blocks to fill the GPU, each with enough work.
 int64_t Splits(const ChannelDims& d) {
   if (d.channels == 0) return 1;
-  const int64_t blocks_per_split =
-      Tiled(d) ? (d.channels + kTileChannels - 1) / kTileChannels : d.channels;
+  const int64_t blocks_per_split = Tiled(d) ? CeilDiv(d.channels, kTileChannels) : d.channels;
   const int64_t min_work = Tiled(d) ? 256 : 4096;  // rows, elements
-  const int64_t want = (d.per_channel() + min_work - 1) / min_work;
+  const int64_t want = CeilDiv(d.per_channel(), min_work);
   const int64_t cap = kMaxSumBlocks / blocks_per_split;
   return std::max<int64_t>(1, std::min(want, cap));
 }
@@ -258,20 +251,27 @@ __global__ void TiledPartialSums(Term term, ChannelDims d, int64_t splits, Sums*
   if (c < d.channels) {
 #pragma unroll 4
     for (int64_t o = begin + threadIdx.y; o < end; o += kTileRows) {
-      const Sums t = term(o * d.channels + c, c);
-      acc.a += t.a;
-      acc.b += t.b;
+      acc += term(o * d.channels + c, c);
     }
   }
   tile[threadIdx.y][threadIdx.x] = acc;
   __syncthreads();
   if (threadIdx.y == 0 && c < d.channels) {
     Sums total{0.0, 0.0};
-    for (int r = 0; r < kTileRows; ++r) {
-      total.a += tile[r][threadIdx.x].a;
-      total.b += tile[r][threadIdx.x].b;
-    }
+    for (int r = 0; r < kTileRows; ++r) total += tile[r][threadIdx.x];
     partial[s * d.channels + c] = total;
+  }
+}
+
+// The sum of the block's kThreads values `acc` by a tree of fixed shape, left
+// in scratch[0] (scratch holds kThreads values). Every thread of the block
+// calls it; it synchronizes.
+__device__ void BlockTreeSum(Sums acc, Sums* scratch) {
+  scratch[threadIdx.x] = acc;
+  __syncthreads();
+  for (int half = kThreads / 2; half > 0; half /= 2) {
+    if (threadIdx.x < half) scratch[threadIdx.x] += scratch[threadIdx.x + half];
+    __syncthreads();
   }
 }
 
@@ -287,19 +287,9 @@ __global__ void PartialSums(Term term, ChannelDims d, int64_t splits, Sums* part
 #pragma unroll 4
   for (int64_t j = begin + threadIdx.x; j < end; j += kThreads) {
     const int64_t o = j / d.inner;
-    const Sums t = term((o * d.channels + c) * d.inner + (j - o * d.inner), c);
-    acc.a += t.a;
-    acc.b += t.b;
+    acc += term((o * d.channels + c) * d.inner + (j - o * d.inner), c);
   }
-  scratch[threadIdx.x] = acc;
-  __syncthreads();
-  for (int half = kThreads / 2; half > 0; half /= 2) {
-    if (threadIdx.x < half) {
-      scratch[threadIdx.x].a += scratch[threadIdx.x + half].a;
-      scratch[threadIdx.x].b += scratch[threadIdx.x + half].b;
-    }
-    __syncthreads();
-  }
+  BlockTreeSum(acc, scratch);
   if (threadIdx.x == 0) partial[s * d.channels + c] = scratch[0];
 }
 
@@ -307,7 +297,7 @@ template <typename Term>
 cudaError_t LaunchPartialSums(Term term, const ChannelDims& d, int64_t splits, Sums* partial,
                               cudaStream_t stream) {
   if (Tiled(d)) {
-    const dim3 grid(static_cast<unsigned>((d.channels + kTileChannels - 1) / kTileChannels),
+    const dim3 grid(static_cast<unsigned>(CeilDiv(d.channels, kTileChannels)),
                     static_cast<unsigned>(splits));
     TiledPartialSums<<<grid, dim3(kTileChannels, kTileRows), 0, stream>>>(term, d, splits, partial);
   } else {
@@ -322,28 +312,15 @@ cudaError_t LaunchPartialSums(Term term, const ChannelDims& d, int64_t splits, S
 __device__ Sums BlockTotal(const Sums* partial, int64_t splits, int64_t channels, int64_t c) {
   __shared__ Sums scratch[kThreads];
   Sums acc{0.0, 0.0};
-  for (int64_t s = threadIdx.x; s < splits; s += kThreads) {
-    acc.a += partial[s * channels + c].a;
-    acc.b += partial[s * channels + c].b;
-  }
-  scratch[threadIdx.x] = acc;
-  __syncthreads();
-  for (int half = kThreads / 2; half > 0; half /= 2) {
-    if (threadIdx.x < half) {
-      scratch[threadIdx.x].a += scratch[threadIdx.x + half].a;
-      scratch[threadIdx.x].b += scratch[threadIdx.x + half].b;
-    }
-    __syncthreads();
-  }
+  for (int64_t s = threadIdx.x; s < splits; s += kThreads) acc += partial[s * channels + c];
+  BlockTreeSum(acc, scratch);
   const Sums total = scratch[0];
   __syncthreads();  // before the next call overwrites scratch
   return total;
 }
 
-// Stage 2's grid: a block per channel (grid-stride beyond 65535 channels).
-unsigned ChannelBlocks(int64_t channels) {
-  return static_cast<unsigned>(channels < 65535 ? channels : 65535);
-}
+// Stage 2's grid: a block per channel (block-stride loops beyond kMaxBlocks).
+unsigned ChannelBlocks(int64_t channels) { return CappedBlocks(channels); }
 
 // The scratch's layout: partial sums [splits * channels], the double mean and
 // the float coefficients [3 * channels] (the normalization factor, or the
@@ -396,8 +373,7 @@ __global__ void FinishTraining(const Sums* partial, int64_t splits, int64_t chan
 
 __global__ void FinishInference(int64_t channels, BatchNormForward t, float epsilon,
                                 float* factor) {
-  for (int64_t c = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; c < channels;
-       c += int64_t{blockDim.x} * gridDim.x) {
+  for (int64_t c : GridStride(channels)) {
     t.batch_mean[c] = t.saved_mean[c] = t.mean[c];
     t.batch_variance[c] = t.saved_variance[c] = t.variance[c];
     factor[c] = t.scale[c] / sqrtf(t.variance[c] + epsilon);
@@ -407,8 +383,7 @@ __global__ void FinishInference(int64_t channels, BatchNormForward t, float epsi
 // y = (x - mean) * factor + offset, each product rounded as on the CPU.
 __global__ void Normalize(ChannelDims d, const float* x, const float* mean, const float* factor,
                           const float* offset, float* y, int64_t n) {
-  for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < n;
-       i += int64_t{blockDim.x} * gridDim.x) {
+  for (int64_t i : GridStride(n)) {
     const int64_t c = i / d.inner % d.channels;
     y[i] = __fadd_rn(__fmul_rn(x[i] - mean[c], factor[c]), offset[c]);
   }
@@ -432,8 +407,7 @@ __global__ void FinishGrad(const Sums* partial, int64_t splits, int64_t channels
 }
 
 __global__ void ApplyGrad(ChannelDims d, BatchNormGrad t, const float* coef, int64_t n) {
-  for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < n;
-       i += int64_t{blockDim.x} * gridDim.x) {
+  for (int64_t i : GridStride(n)) {
     const int64_t c = i / d.inner % d.channels;
     const float xc = t.x[i] - t.mean[c];
     t.dx[i] = __fadd_rn(__fadd_rn(__fmul_rn(coef[c], t.dy[i]), __fmul_rn(coef[d.channels + c], xc)),

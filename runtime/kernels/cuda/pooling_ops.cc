@@ -13,6 +13,7 @@
 #include "absl/strings/str_cat.h"
 #include "graph/ops/nn_ops.h"
 #include "graph/status.h"
+#include "runtime/kernels/batch_norm_util.h"
 #include "runtime/kernels/cuda/cuda_kernel_util.h"
 #include "runtime/kernels/cuda/pooling_kernels.h"
 #include "runtime/kernels/cuda/reduction_kernels.h"
@@ -168,29 +169,7 @@ KernelFactory PoolFactory(Mode mode) {
   };
 }
 
-// ---- Batch normalization ----
-
-// The attrs of FusedBatchNormV3 / FusedBatchNormGradV3 (as the CPU's ParamsOf).
-struct BatchNormParams {
-  float epsilon;
-  float avg_factor;  // the forward op's exponential_avg_factor (1 for the gradient)
-  bool is_training;
-  int rank;    // 4, or 5 for NDHWC / NCDHW
-  int c_axis;  // the channel axis
-};
-
-absl::StatusOr<BatchNormParams> ParamsOf(const Node& node) {
-  BatchNormParams p{.avg_factor = 1.0f};
-  GS_ASSIGN_OR_RETURN(p.epsilon, node.GetAttr<float>("epsilon"));
-  if (node.op() == "FusedBatchNormV3") {
-    GS_ASSIGN_OR_RETURN(p.avg_factor, node.GetAttr<float>("exponential_avg_factor"));
-  }
-  GS_ASSIGN_OR_RETURN(p.is_training, node.GetAttr<bool>("is_training"));
-  GS_ASSIGN_OR_RETURN(std::string format, node.GetAttr<std::string>("data_format"));
-  p.rank = format == "NDHWC" || format == "NCDHW" ? 5 : 4;
-  p.c_axis = format == "NHWC" || format == "NDHWC" ? p.rank - 1 : 1;
-  return p;
-}
+// ---- Batch normalization (attrs and checks: runtime/kernels/batch_norm_util.h) ----
 
 // `shape` viewed as [outer, channels, inner] around axis `c_axis`.
 cuda::ChannelDims ChannelView(const Shape& shape, int c_axis) {
@@ -213,19 +192,9 @@ class FusedBatchNormKernel final : public OpKernel {
   absl::Status Compute(OpKernelContext& ctx) const override {
     GS_RETURN_IF_ERROR(CheckOnDevice(*this, ctx));
     const Tensor& x = ctx.input(0);
-    GS_CHECK_ARG(x.rank() == p_.rank, name(), ": x must be ", p_.rank, "-dimensional, got ",
-                 x.shape().DebugString());
-    const int64_t channels = x.dim(p_.c_axis);
-    // Training with factor 1 never reads mean and variance; TF lets them be empty.
-    const int checked = p_.is_training && p_.avg_factor == 1.0f ? 3 : 5;
-    static constexpr const char* kNames[] = {"x", "scale", "offset", "mean", "variance"};
-    for (int i = 1; i < 5; ++i) {
-      const Tensor& v = ctx.input(i);
-      GS_CHECK_ARG(v.rank() == 1, name(), ": ", kNames[i], " must be a vector, got ",
-                   v.shape().DebugString());
-      GS_CHECK_ARG(i >= checked || v.dim(0) == channels, name(), ": ", kNames[i], " has ", v.dim(0),
-                   " elements but x ", x.shape().DebugString(), " has ", channels, " channels");
-    }
+    absl::StatusOr<int64_t> checked = CheckBatchNormInputs(p_, ctx);
+    if (!checked.ok()) return Annotate(checked.status(), name());
+    const int64_t channels = *checked;
     const cuda::ChannelDims d = ChannelView(x.shape(), p_.c_axis);
     Tensor* y = ctx.forward_input_or_allocate_output(0, 0, x.shape(), DType::kFloat);
     float* stats[4];
@@ -264,22 +233,10 @@ class FusedBatchNormGradKernel final : public OpKernel {
 
   absl::Status Compute(OpKernelContext& ctx) const override {
     GS_RETURN_IF_ERROR(CheckOnDevice(*this, ctx));
-    const Tensor& dy = ctx.input(0);
     const Tensor& x = ctx.input(1);
-    GS_CHECK_ARG(x.rank() == p_.rank, name(), ": x must be ", p_.rank, "-dimensional, got ",
-                 x.shape().DebugString());
-    GS_CHECK_ARG(dy.shape() == x.shape(), name(),
-                 ": x and y_backprop must have the same shape, got ", x.shape().DebugString(),
-                 " and ", dy.shape().DebugString());
-    const int64_t channels = x.dim(p_.c_axis);
-    static constexpr const char* kNames[] = {"scale", "reserve_space_1", "reserve_space_2"};
-    for (int i = 2; i < 5; ++i) {
-      const Tensor& v = ctx.input(i);
-      GS_CHECK_ARG(v.rank() == 1, name(), ": ", kNames[i - 2], " must be a vector, got ",
-                   v.shape().DebugString());
-      GS_CHECK_ARG(v.dim(0) == channels, name(), ": ", kNames[i - 2], " has ", v.dim(0),
-                   " elements but x ", x.shape().DebugString(), " has ", channels, " channels");
-    }
+    absl::StatusOr<int64_t> checked = CheckBatchNormGradInputs(p_, ctx);
+    if (!checked.ok()) return Annotate(checked.status(), name());
+    const int64_t channels = *checked;
     const cuda::ChannelDims d = ChannelView(x.shape(), p_.c_axis);
     Tensor* dx = ctx.forward_input_or_allocate_output(0, 0, x.shape(), DType::kFloat);
     float* d_scale = ctx.allocate_output(1, Shape{channels}, DType::kFloat)->data<float>();
@@ -306,7 +263,7 @@ class FusedBatchNormGradKernel final : public OpKernel {
 template <typename K>
 KernelFactory BatchNormFactory() {
   return [](const Node& node) -> absl::StatusOr<std::unique_ptr<OpKernel>> {
-    absl::StatusOr<BatchNormParams> p = ParamsOf(node);
+    absl::StatusOr<BatchNormParams> p = BatchNormParamsOf(node);
     if (!p.ok()) return Annotate(p.status(), node.name());
     return std::unique_ptr<OpKernel>(new K(node, *p));
   };

@@ -11,12 +11,12 @@
 #include <cmath>
 #include <cstring>
 
+#include "runtime/kernels/cuda/launch.h"
+
 namespace gradserve::cuda {
 namespace {
 
 constexpr int kWarp = 32;
-constexpr int kThreads = 256;          // the block size of every launch
-constexpr int64_t kMaxBlocks = 65535;  // grid-stride loops cover the rest
 
 // Rows up to this long go to the column kernels (one thread per output): a
 // warp per row would leave most lanes idle.
@@ -32,18 +32,6 @@ constexpr int64_t kWarpSoftmaxRow = 1024;
 // Rows longer than this get a block each in ArgMax, shorter ones a warp.
 constexpr int64_t kWarpArgMaxRow = 4096;
 
-int64_t CeilDiv(int64_t a, int64_t b) { return (a + b - 1) / b; }
-
-// Blocks of kThreads for `threads` threads.
-unsigned Blocks(int64_t threads) {
-  const int64_t blocks = CeilDiv(threads, kThreads);
-  return static_cast<unsigned>(blocks < 1 ? 1 : (blocks > kMaxBlocks ? kMaxBlocks : blocks));
-}
-
-__device__ __forceinline__ int64_t GlobalThread() {
-  return int64_t{blockIdx.x} * blockDim.x + threadIdx.x;
-}
-__device__ __forceinline__ int64_t GridThreads() { return int64_t{gridDim.x} * blockDim.x; }
 __device__ __forceinline__ int64_t Min64(int64_t a, int64_t b) { return a < b ? a : b; }
 
 // -- Combining the threads of a group -----------------------------------------
@@ -163,7 +151,7 @@ __global__ void ReduceColumnSegments(const float* __restrict__ in, int64_t outer
                                      int64_t inner, int64_t chunk, int64_t segments, float divisor,
                                      float* __restrict__ out) {
   const int64_t count = outer * segments * inner;
-  for (int64_t k = GlobalThread(); k < count; k += GridThreads()) {
+  for (int64_t k : GridStride(count)) {
     const int64_t i = k % inner, t = k / inner;
     const int64_t begin = (t % segments) * chunk;
     const int64_t end = Min64(r, begin + chunk);
@@ -258,7 +246,7 @@ cudaError_t Reduce(Reducer reducer, bool square, const float* in, int64_t outer,
 }
 
 __global__ void Fill(float* out, int64_t n, float value) {
-  for (int64_t i = GlobalThread(); i < n; i += GridThreads()) out[i] = value;
+  for (int64_t i : GridStride(n)) out[i] = value;
 }
 
 // -- ArgMax ---------------------------------------------------------------------
@@ -294,7 +282,7 @@ template <typename Out>
 __global__ void ArgMaxColumns(const float* __restrict__ in, int64_t outer, int64_t r, int64_t inner,
                               Out* __restrict__ out) {
   const int64_t count = outer * inner;
-  for (int64_t k = GlobalThread(); k < count; k += GridThreads()) {
+  for (int64_t k : GridStride(count)) {
     const float* x = in + (k / inner) * r * inner + k % inner;
     float best = -FLT_MAX;
     int64_t index = 0;

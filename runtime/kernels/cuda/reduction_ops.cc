@@ -3,7 +3,8 @@
 // float32. Axes and ArgMax's dimension are host-memory inputs; everything else
 // is in device memory. Inputs are checked as the CPU kernels check them
 // (runtime/kernels/cpu/reduction_ops.cc, nn_ops.cc, nn_grad_ops.cc,
-// loss_ops.cc), with the same codes; the device code is reduction_kernels.cu.
+// loss_ops.cc), with the same codes, the axes and passes by the same code
+// (runtime/kernels/reduction_util.h); the device code is reduction_kernels.cu.
 //
 // The one difference: SparseSoftmaxCrossEntropyWithLogits with a label outside
 // [0, classes) fails on the CPU (InvalidArgument) but here gives a NaN loss
@@ -21,6 +22,7 @@
 #include "graph/status.h"
 #include "runtime/kernels/cuda/cuda_kernel_util.h"
 #include "runtime/kernels/cuda/reduction_kernels.h"
+#include "runtime/kernels/reduction_util.h"
 
 namespace gradserve {
 namespace {
@@ -39,55 +41,6 @@ absl::Status CheckPlacement(const OpKernel& k, OpKernelContext& ctx,
   return absl::OkStatus();
 }
 
-// Reads the axes (int32/int64, any shape) into a bitmap over `rank`, as the
-// CPU kernel does.
-absl::StatusOr<std::vector<bool>> ReducedAxes(const OpKernel& k, const Tensor& axes, int rank) {
-  std::vector<int64_t> values;
-  if (axes.dtype() == DType::kInt32) {
-    for (int32_t v : axes.span<const int32_t>()) values.push_back(v);
-  } else if (axes.dtype() == DType::kInt64) {
-    for (int64_t v : axes.span<const int64_t>()) values.push_back(v);
-  } else {
-    return absl::InvalidArgumentError(absl::StrCat(
-        k.name(), ": reduction_indices must be int32 or int64, got ", DTypeName(axes.dtype())));
-  }
-  std::vector<bool> reduced(rank, false);
-  for (int64_t axis : values) {
-    GS_CHECK_ARG(axis >= -rank && axis < rank, k.name(), ": invalid reduction dimension ", axis,
-                 " for input with ", rank, " dimension(s)");
-    const int64_t a = axis < 0 ? axis + rank : axis;
-    GS_CHECK_ARG(!reduced[a], k.name(), ": axes contain duplicate dimension ", axis);
-    reduced[a] = true;
-  }
-  return reduced;
-}
-
-// Alternating kept/reduced runs of a shape's dims, size-1 dims dropped (Note
-// [Reduction collapsing] in runtime/kernels/cpu/reduction_ops.cc).
-struct DimGroup {
-  int64_t size;
-  bool reduced;
-};
-std::vector<DimGroup> CollapseDims(const Shape& shape, const std::vector<bool>& reduced) {
-  std::vector<DimGroup> groups;
-  for (int i = 0; i < shape.rank(); ++i) {
-    if (shape.dim(i) == 1) continue;
-    if (!groups.empty() && groups.back().reduced == reduced[i]) {
-      groups.back().size *= shape.dim(i);
-    } else {
-      groups.push_back({shape.dim(i), reduced[i]});
-    }
-  }
-  return groups;
-}
-
-bool AnyReduced(const std::vector<DimGroup>& groups) {
-  for (const DimGroup& g : groups) {
-    if (g.reduced) return true;
-  }
-  return false;
-}
-
 // Reduces the non-empty `x` over `groups` (at least one reduced) into `out`:
 // one LaunchReduce per reduced group, first to last, each seeing its input as
 // [outer, group, inner]; the partial results between passes are device
@@ -99,34 +52,19 @@ absl::Status ReduceGroups(const OpKernel& k, OpKernelContext& ctx, const float* 
   Tensor partial;  // what `src` points to after the first pass
   const float* src = x;
   for (;;) {
-    size_t g = 0;
-    while (!groups[g].reduced) ++g;
-    int64_t outer = 1, inner = 1;
-    for (size_t i = 0; i < groups.size(); ++i) {
-      if (i < g) outer *= groups[i].size;
-      if (i > g) inner *= groups[i].size;
-    }
-    const int64_t r = groups[g].size;
-    // Drop the group and merge its kept neighbours.
-    if (g > 0 && g + 1 < groups.size()) {
-      groups[g - 1].size *= groups[g + 1].size;
-      groups.erase(groups.begin() + g, groups.begin() + g + 2);
-    } else {
-      groups.erase(groups.begin() + g);
-    }
-    const bool last = !AnyReduced(groups);
+    const ReducePass p = NextReducePass(groups);
     Tensor next;
     float* dst = out;
-    if (!last) {
-      next = Tensor(ctx.device()->allocator(), DType::kFloat, Shape{outer * inner});
+    if (!p.last) {
+      next = Tensor(ctx.device()->allocator(), DType::kFloat, Shape{p.outer * p.inner});
       dst = next.data<float>();
     }
-    GS_RETURN_IF_ERROR(LaunchStatus(
-        k, cuda::LaunchReduce(reducer, src, outer, r, inner, last ? divisor : 1.f, dst, stream)));
+    GS_RETURN_IF_ERROR(LaunchStatus(k, cuda::LaunchReduce(reducer, src, p.outer, p.r, p.inner,
+                                                          p.last ? divisor : 1.f, dst, stream)));
     src = dst;
     // Frees the pass's input: stream-ordered, so after the pass has read it.
     partial = std::move(next);
-    if (last) return absl::OkStatus();
+    if (p.last) return absl::OkStatus();
   }
 }
 
@@ -150,16 +88,10 @@ class ReductionKernel final : public OpKernel {
   absl::Status Compute(OpKernelContext& ctx) const override {
     GS_RETURN_IF_ERROR(CheckPlacement(*this, ctx, {1}));
     const Tensor& x = ctx.input(0);
-    GS_ASSIGN_OR_RETURN(std::vector<bool> reduced, ReducedAxes(*this, ctx.input(1), x.rank()));
-    Shape out_shape;
-    for (int i = 0; i < x.rank(); ++i) {
-      if (!reduced[i]) {
-        out_shape.AddDim(x.dim(i));
-      } else if (keep_dims_) {
-        out_shape.AddDim(1);
-      }
-    }
-    std::vector<DimGroup> groups = CollapseDims(x.shape(), reduced);
+    absl::StatusOr<std::vector<bool>> reduced = ReducedAxes(ctx.input(1), x.rank());
+    if (!reduced.ok()) return Annotate(reduced.status(), name());
+    const Shape out_shape = ReducedShape(x.shape(), *reduced, keep_dims_);
+    std::vector<DimGroup> groups = CollapseDims(x.shape(), *reduced);
     if (!AnyReduced(groups) && x.num_elements() > 0) {  // only size-1 dims (or none) reduced
       GS_ASSIGN_OR_RETURN(Tensor y, x.Reshaped(out_shape));
       ctx.set_output(0, std::move(y));
@@ -207,34 +139,10 @@ class ArgMaxKernel final : public OpKernel {
   absl::Status Compute(OpKernelContext& ctx) const override {
     GS_RETURN_IF_ERROR(CheckPlacement(*this, ctx, {1}));
     const Tensor& x = ctx.input(0);
-    const Tensor& dim = ctx.input(1);
-    GS_CHECK_ARG(dim.rank() == 0, name(), ": dimension must be a scalar, got shape ",
-                 dim.shape().DebugString());
-    int64_t axis;
-    switch (dim.dtype()) {
-      case DType::kInt16:
-        axis = dim.scalar<int16_t>();
-        break;
-      case DType::kInt32:
-        axis = dim.scalar<int32_t>();
-        break;
-      case DType::kInt64:
-        axis = dim.scalar<int64_t>();
-        break;
-      default:
-        return absl::InvalidArgumentError(
-            absl::StrCat(name(), ": dimension must be an integer, got ", DTypeName(dim.dtype())));
-    }
-    const int rank = x.rank();
-    GS_CHECK_ARG(rank > 0, name(), ": input must have rank >= 1");
-    GS_CHECK_ARG(axis >= -rank && axis < rank, name(), ": axis ", axis,
-                 " is out of range for rank ", rank);
-    const int a = static_cast<int>(axis < 0 ? axis + rank : axis);
-    GS_CHECK_ARG(x.dim(a) != 0, name(), ": reduction axis ", axis, " is empty in shape ",
-                 x.shape().DebugString());
-    int64_t outer = 1, inner = 1;
-    for (int i = 0; i < a; ++i) outer *= x.dim(i);
-    for (int i = a + 1; i < rank; ++i) inner *= x.dim(i);
+    absl::StatusOr<int> axis = ArgMaxAxis(x.shape(), ctx.input(1));
+    if (!axis.ok()) return Annotate(axis.status(), name());
+    const int a = *axis;
+    const AxisSplit s = SplitAtAxis(x.shape(), a);
     Shape out_shape = x.shape();
     out_shape.RemoveDim(a);
     const DType out_type = output_type_ == DType::kInt32 ? DType::kInt32 : DType::kInt64;
@@ -242,10 +150,10 @@ class ArgMaxKernel final : public OpKernel {
     if (out->num_elements() == 0) return absl::OkStatus();
     const cudaStream_t stream = Gpu(ctx).stream();
     if (out_type == DType::kInt32) {
-      return LaunchStatus(*this, cuda::LaunchArgMax(x.data<float>(), outer, x.dim(a), inner,
+      return LaunchStatus(*this, cuda::LaunchArgMax(x.data<float>(), s.outer, s.size, s.inner,
                                                     out->data<int32_t>(), stream));
     }
-    return LaunchStatus(*this, cuda::LaunchArgMax(x.data<float>(), outer, x.dim(a), inner,
+    return LaunchStatus(*this, cuda::LaunchArgMax(x.data<float>(), s.outer, s.size, s.inner,
                                                   out->data<int64_t>(), stream));
   }
 
@@ -258,21 +166,14 @@ class ArgMaxKernel final : public OpKernel {
 // spatial size).
 class BiasAddGradKernel final : public OpKernel {
  public:
-  explicit BiasAddGradKernel(const Node& node)
-      : OpKernel(node),
-        nchw_(node.GetAttr<std::string>("data_format").value_or("NHWC") == "NCHW") {}
+  explicit BiasAddGradKernel(const Node& node) : OpKernel(node), nchw_(DataFormatIsNchw(node)) {}
 
   absl::Status Compute(OpKernelContext& ctx) const override {
     GS_RETURN_IF_ERROR(CheckOnDevice(*this, ctx));
     const Tensor& g = ctx.input(0);
-    GS_CHECK_ARG(g.rank() >= (nchw_ ? 3 : 2), name(),
-                 ": out_backprop must have rank >= ", (nchw_ ? 3 : 2), " for data_format ",
-                 (nchw_ ? "NCHW" : "NHWC"), ", got ", g.shape().DebugString());
-    const int axis = nchw_ ? 1 : g.rank() - 1;
-    const int64_t channels = g.dim(axis);
-    int64_t outer = 1, inner = 1;
-    for (int i = 0; i < axis; ++i) outer *= g.dim(i);
-    for (int i = axis + 1; i < g.rank(); ++i) inner *= g.dim(i);
+    absl::StatusOr<AxisSplit> split = BiasAddGradSplit(g.shape(), nchw_);
+    if (!split.ok()) return Annotate(split.status(), name());
+    const auto [outer, channels, inner] = *split;
     Tensor* out = ctx.allocate_output(0, Shape{channels}, DType::kFloat);
     if (channels == 0) return absl::OkStatus();
     if (g.num_elements() == 0) {

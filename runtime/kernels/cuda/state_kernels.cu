@@ -1,11 +1,11 @@
+#include "runtime/kernels/cuda/launch.h"
 #include "runtime/kernels/cuda/state_kernels.h"
 
 namespace gradserve::cuda {
 namespace {
 
 __global__ void Accumulate(float* value, const float* delta, int64_t n, float sign) {
-  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n;
-       i += static_cast<int64_t>(blockDim.x) * gridDim.x) {
+  for (int64_t i : GridStride(n)) {
     value[i] += sign * delta[i];
   }
 }
@@ -15,10 +15,7 @@ __global__ void Accumulate(float* value, const float* delta, int64_t n, float si
 cudaError_t LaunchAccumulate(float* value, const float* delta, int64_t n, float sign,
                              cudaStream_t stream) {
   if (n == 0) return cudaSuccess;
-  constexpr int kThreads = 256;
-  const int64_t blocks = (n + kThreads - 1) / kThreads;
-  Accumulate<<<static_cast<unsigned>(blocks < 65535 ? blocks : 65535), kThreads, 0, stream>>>(
-      value, delta, n, sign);
+  Accumulate<<<Blocks(n), kThreads, 0, stream>>>(value, delta, n, sign);
   return cudaGetLastError();
 }
 

@@ -1,13 +1,16 @@
 // The CUDA device's variable and constant kernels. Variables live on the
 // device that uses them: a float variable read or updated by a GPU kernel
 // moves there on first use (EnsureOnDevice) and stays; its handle is host
-// metadata (VarHandleOp's output and every handle input are host memory).
+// metadata (VarHandleOp's output and every handle input are host memory), so
+// VarHandleOp, VarIsInitializedOp and NoOp are the CPU's device-neutral
+// kernels (runtime/kernels/state_kernels.h).
 #include "absl/base/thread_annotations.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "graph/status.h"
 #include "runtime/kernels/cuda/cuda_kernel_util.h"
 #include "runtime/kernels/cuda/state_kernels.h"
+#include "runtime/kernels/state_kernels.h"
 
 namespace gradserve {
 
@@ -30,40 +33,13 @@ absl::Status EnsureOnDevice(Var& var, CudaDevice& gpu) {
 
 namespace {
 
-class VarHandleOpKernel final : public OpKernel {
- public:
-  explicit VarHandleOpKernel(const Node& node) : OpKernel(node) {
-    absl::StatusOr<std::string> shared = node.GetAttr<std::string>("shared_name");
-    name_ = shared.ok() && !shared->empty() ? *shared : node.name();
-    dtype_ = node.GetAttr<DType>("dtype").value_or(DType::kInvalid);
-    shape_ = node.GetAttr<Shape>("shape").value_or(Shape::UnknownRank());
-  }
-  bool IsExpensive() const override { return false; }
-  absl::Status Compute(OpKernelContext& ctx) const override {
-    GS_ASSIGN_OR_RETURN(Var * var, ctx.resources()->LookupOrCreate(name_, dtype_, shape_));
-    Tensor handle(HostAllocator(), DType::kResource, Shape{});
-    *handle.data<Var*>() = var;
-    ctx.set_output(0, std::move(handle));
-    return absl::OkStatus();
-  }
-
- private:
-  std::string name_;
-  DType dtype_;
-  Shape shape_;
-};
-
 // The handle input's Var, moved to this GPU; FailedPrecondition when unset.
 // The move is made under the variable's lock, which is then released: a host
 // value assigned concurrently (a CPU AssignVariableOp) may replace it before
 // the caller reads or updates it, so the caller checks OnThisGpu again.
 absl::StatusOr<Var*> DeviceVar(const OpKernel& k, OpKernelContext& ctx) {
   GS_ASSIGN_OR_RETURN(Var * var, VarFromHandle(ctx.input(0)));
-  if (!var->initialized()) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "variable '", k.node().input(0).node->name(),
-        "' was read before it was initialized (restore a checkpoint or run its initializer)"));
-  }
+  if (!var->initialized()) return UninitializedVariableError(k);
   GS_RETURN_IF_ERROR(EnsureOnDevice(*var, Gpu(ctx)));
   return var;
 }
@@ -96,10 +72,7 @@ class AssignVariableOpKernel final : public OpKernel {
   bool IsExpensive() const override { return false; }
   absl::Status Compute(OpKernelContext& ctx) const override {
     GS_RETURN_IF_ERROR(CheckOnDevice(*this, ctx, {0}));
-    GS_ASSIGN_OR_RETURN(Var * var, VarFromHandle(ctx.input(0)));
-    // Copy (on the device) when the value is shared with a fetch or another node.
-    const Tensor& value = ctx.input(1);
-    return var->Assign(value.RefCountIsOne() ? value : value.DeepCopy());
+    return AssignVariableFromInputs(ctx);
   }
 };
 
@@ -128,19 +101,6 @@ class AccumulateKernel final : public OpKernel {
   float sign_;
 };
 
-class VarIsInitializedOpKernel final : public OpKernel {
- public:
-  using OpKernel::OpKernel;
-  bool IsExpensive() const override { return false; }
-  absl::Status Compute(OpKernelContext& ctx) const override {
-    GS_ASSIGN_OR_RETURN(Var * var, VarFromHandle(ctx.input(0)));
-    Tensor out(HostAllocator(), DType::kBool, Shape{});
-    out.scalar<bool>() = var->initialized();
-    ctx.set_output(0, std::move(out));
-    return absl::OkStatus();
-  }
-};
-
 // A float constant: copied to the GPU on the first run, then shared by every
 // run (outputs are never written in place while shared).
 class ConstKernel final : public OpKernel {
@@ -163,13 +123,6 @@ class ConstKernel final : public OpKernel {
   mutable Tensor on_device_ ABSL_GUARDED_BY(mu_);
 };
 
-class NoOpKernel final : public OpKernel {
- public:
-  using OpKernel::OpKernel;
-  bool IsExpensive() const override { return false; }
-  absl::Status Compute(OpKernelContext&) const override { return absl::OkStatus(); }
-};
-
 }  // namespace
 
 absl::Status RegisterCudaStateKernels(KernelRegistry& r) {
@@ -187,13 +140,7 @@ absl::Status RegisterCudaStateKernels(KernelRegistry& r) {
   GS_RETURN_IF_ERROR(RegisterCuda<VarIsInitializedOpKernel>(
       r, "VarIsInitializedOp", {}, "", {.inputs = {0}, .outputs = {0}}));
   GS_RETURN_IF_ERROR(RegisterCuda<ConstKernel>(r, "Const", {DType::kFloat}, "dtype", {}));
-  GS_RETURN_IF_ERROR(r.Register(KernelDef{
-      .op = "NoOp",
-      .device_type = kDeviceCuda,
-      .factory = [](const Node& node) -> absl::StatusOr<std::unique_ptr<OpKernel>> {
-        return std::unique_ptr<OpKernel>(new NoOpKernel(node));
-      }}));
-  return absl::OkStatus();
+  return RegisterUntyped<NoOpKernel>(r, "NoOp", kDeviceCuda);
 }
 
 }  // namespace gradserve

@@ -13,7 +13,6 @@
 #include <algorithm>
 #include <cstdint>
 #include <functional>
-#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -30,6 +29,7 @@
 namespace gradserve {
 namespace {
 
+using testing::BuildNode;
 using testing::ExpectGpuMatchesCpu;
 using testing::ForGpu;
 using testing::Gpu;
@@ -59,49 +59,24 @@ std::string Str(const Ints& v) { return absl::StrCat("{", absl::StrJoin(v, ","),
 
 const DType kIndexTypes[] = {DType::kInt32, DType::kInt64};
 
-// Builds the node of `build` on placeholders of `inputs`' dtypes and shapes.
-struct Built {
-  Graph graph;
-  Output out;
-};
-std::unique_ptr<Built> BuildNode(const std::vector<Tensor>& inputs, const Build& build,
-                                 bool unknown_shapes = false) {
-  auto b = std::make_unique<Built>();
-  Scope s(&b->graph);
-  std::vector<Output> in;
-  for (const Tensor& t : inputs) {
-    in.push_back(ops::Placeholder(s, t.dtype(), unknown_shapes ? Shape::UnknownRank() : t.shape()));
-  }
-  b->out = build(s, in);
-  EXPECT_TRUE(s.ok()) << s.status();
-  return b;
-}
-
 // The GPU kernel's output 0 shares the buffer of its input 0 (no copy).
 void ExpectSharesInput(const std::string& name, const std::vector<Tensor>& inputs,
                        const Build& build) {
   SCOPED_TRACE(name);
   ExpectGpuMatchesCpu({name, inputs, build});
-  auto b = BuildNode(inputs, build);
-  const std::vector<Tensor> on_gpu = ForGpu(*b->out.node, inputs);
-  absl::StatusOr<std::vector<Tensor>> got = RunKernel(*b->out.node, Gpu(), on_gpu);
+  Graph graph;
+  absl::StatusOr<const Node*> node = BuildNode(&graph, inputs, build);
+  ASSERT_TRUE(node.ok()) << node.status();
+  const std::vector<Tensor> on_gpu = ForGpu(**node, inputs);
+  absl::StatusOr<std::vector<Tensor>> got = RunKernel(**node, Gpu(), on_gpu);
   ASSERT_TRUE(got.ok()) << got.status();
   EXPECT_TRUE((*got)[0].SharesBufferWith(on_gpu[0]));
 }
 
-// Both kernels reject `inputs` with the same code and message. The
-// placeholders have unknown shapes, so that only the kernels see the mistake.
+// Both kernels reject `inputs` with the same code and message.
 void ExpectSameRejection(const std::string& name, const std::vector<Tensor>& inputs,
                          const Build& build) {
-  SCOPED_TRACE(name);
-  auto b = BuildNode(inputs, build, /*unknown_shapes=*/true);
-  absl::StatusOr<std::vector<Tensor>> cpu = RunKernel(*b->out.node, testing::Cpu(), inputs);
-  ASSERT_FALSE(cpu.ok());
-  absl::StatusOr<std::vector<Tensor>> gpu =
-      RunKernel(*b->out.node, Gpu(), ForGpu(*b->out.node, inputs));
-  ASSERT_FALSE(gpu.ok());
-  EXPECT_EQ(gpu.status().code(), cpu.status().code()) << gpu.status() << " vs " << cpu.status();
-  EXPECT_EQ(gpu.status().message(), cpu.status().message());
+  testing::ExpectSameRejection(name, inputs, build, testing::GpuMessage::kSame);
 }
 
 // Runs without a GPU: what is registered, and where its arguments live.
@@ -155,19 +130,25 @@ TEST(CudaArrayTest, MetadataOpsShareTheBuffer) {
 TEST(CudaArrayTest, ShapeAndInt32IdentityAnswerInHostMemory) {
   SKIP_WITHOUT_GPU();
   for (DType out_type : kIndexTypes) {
-    auto b = BuildNode({Floats(Shape{2, 0, 7})}, [out_type](const Scope& s, V in) {
-      return ops::ShapeOf(s, in[0], {.out_type = out_type});
-    });
+    Graph graph;
+    absl::StatusOr<const Node*> node =
+        BuildNode(&graph, {Floats(Shape{2, 0, 7})}, [out_type](const Scope& s, V in) {
+          return ops::ShapeOf(s, in[0], {.out_type = out_type});
+        });
+    ASSERT_TRUE(node.ok()) << node.status();
     absl::StatusOr<std::vector<Tensor>> got =
-        RunKernel(*b->out.node, Gpu(), ForGpu(*b->out.node, {Floats(Shape{2, 0, 7})}));
+        RunKernel(**node, Gpu(), ForGpu(**node, {Floats(Shape{2, 0, 7})}));
     ASSERT_TRUE(got.ok()) << got.status();
     ASSERT_TRUE((*got)[0].host_accessible());
     EXPECT_EQ((*got)[0].dtype(), out_type);
     EXPECT_EQ(testing::FromTensor((*got)[0]).v, (std::vector<double>{2, 0, 7}));
   }
   const Tensor ints = IndexTensor({4, 5, 6}, DType::kInt32);
-  auto b = BuildNode({ints}, [](const Scope& s, V in) { return ops::Identity(s, in[0]); });
-  absl::StatusOr<std::vector<Tensor>> got = RunKernel(*b->out.node, Gpu(), {ints});
+  Graph graph;
+  absl::StatusOr<const Node*> node =
+      BuildNode(&graph, {ints}, [](const Scope& s, V in) { return ops::Identity(s, in[0]); });
+  ASSERT_TRUE(node.ok()) << node.status();
+  absl::StatusOr<std::vector<Tensor>> got = RunKernel(**node, Gpu(), {ints});
   ASSERT_TRUE(got.ok()) << got.status();
   EXPECT_TRUE((*got)[0].SharesBufferWith(ints));
 }
@@ -459,12 +440,13 @@ TEST(CudaArrayTest, GatherV2WritesZerosForIndicesOutOfRange) {
   for (DType d : kIndexTypes) {
     const std::vector<Tensor> inputs = {params, IndexTensor({1, 4, -1, 3}, d),
                                         IndexScalar(0, DType::kInt32)};
-    auto b = BuildNode(inputs,
-                       [](const Scope& s, V in) { return ops::GatherV2(s, in[0], in[1], in[2]); });
-    EXPECT_EQ(RunKernel(*b->out.node, testing::Cpu(), inputs).status().code(),
+    Graph graph;
+    absl::StatusOr<const Node*> node = BuildNode(
+        &graph, inputs, [](const Scope& s, V in) { return ops::GatherV2(s, in[0], in[1], in[2]); });
+    ASSERT_TRUE(node.ok()) << node.status();
+    EXPECT_EQ(RunKernel(**node, testing::Cpu(), inputs).status().code(),
               absl::StatusCode::kInvalidArgument);
-    absl::StatusOr<std::vector<Tensor>> got =
-        RunKernel(*b->out.node, Gpu(), ForGpu(*b->out.node, inputs));
+    absl::StatusOr<std::vector<Tensor>> got = RunKernel(**node, Gpu(), ForGpu(**node, inputs));
     ASSERT_TRUE(got.ok()) << got.status();
     EXPECT_EQ(testing::FromTensor(OnHost((*got)[0])).v,
               (std::vector<double>{3, 4, 0, 0, 0, 0, 7, 8}));
@@ -533,12 +515,14 @@ TEST(CudaArrayTest, UnsortedSegmentSumDropsIdsOutOfRange) {
       testing::ToTensor(testing::Values(Shape{4, 2}, {1, 2, 3, 4, 5, 6, 7, 8}), DType::kFloat);
   const std::vector<Tensor> inputs = {data, IndexTensor({1, 3, -1, 1}, DType::kInt64),
                                       IndexScalar(2, DType::kInt32)};
-  auto b = BuildNode(
-      inputs, [](const Scope& s, V in) { return ops::UnsortedSegmentSum(s, in[0], in[1], in[2]); });
-  EXPECT_EQ(RunKernel(*b->out.node, testing::Cpu(), inputs).status().code(),
+  Graph graph;
+  absl::StatusOr<const Node*> node = BuildNode(&graph, inputs, [](const Scope& s, V in) {
+    return ops::UnsortedSegmentSum(s, in[0], in[1], in[2]);
+  });
+  ASSERT_TRUE(node.ok()) << node.status();
+  EXPECT_EQ(RunKernel(**node, testing::Cpu(), inputs).status().code(),
             absl::StatusCode::kInvalidArgument);
-  absl::StatusOr<std::vector<Tensor>> got =
-      RunKernel(*b->out.node, Gpu(), ForGpu(*b->out.node, inputs));
+  absl::StatusOr<std::vector<Tensor>> got = RunKernel(**node, Gpu(), ForGpu(**node, inputs));
   ASSERT_TRUE(got.ok()) << got.status();
   EXPECT_EQ(testing::FromTensor(OnHost((*got)[0])).v, (std::vector<double>{0, 0, 8, 10}));
 }
@@ -649,14 +633,17 @@ TEST(CudaArrayTest, RejectsWhatTheCpuRejects) {
 TEST(CudaArrayTest, HostArgumentsOnTheDeviceAreAnErrorNotACrash) {
   SKIP_WITHOUT_GPU();
   const Tensor x = Floats(Shape{2, 3});
-  auto b = BuildNode({x, x, IndexScalar(1, DType::kInt32)}, [](const Scope& s, V in) {
-    return ops::ConcatV2(s, {in[0], in[1]}, in[2]);
-  });
+  Graph graph;
+  absl::StatusOr<const Node*> node =
+      BuildNode(&graph, {x, x, IndexScalar(1, DType::kInt32)}, [](const Scope& s, V in) {
+        return ops::ConcatV2(s, {in[0], in[1]}, in[2]);
+      });
+  ASSERT_TRUE(node.ok()) << node.status();
   std::vector<Tensor> all_on_gpu;
   for (const Tensor& t : {x, x, IndexScalar(1, DType::kInt32)}) {
     all_on_gpu.push_back(Gpu()->CopyFromHost(t).value());
   }
-  absl::StatusOr<std::vector<Tensor>> got = RunKernel(*b->out.node, Gpu(), all_on_gpu);
+  absl::StatusOr<std::vector<Tensor>> got = RunKernel(**node, Gpu(), all_on_gpu);
   EXPECT_EQ(got.status().code(), absl::StatusCode::kInvalidArgument) << got.status();
 }
 

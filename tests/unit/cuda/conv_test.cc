@@ -51,54 +51,10 @@ ops::Conv2DAttrs AttrsOf(const ConvSpec& c, bool nchw) {
   return a;
 }
 
-// NHWC <-> NCHW on the host (float32).
-Tensor Transposed(const Tensor& t, bool to_nchw) {
-  const int64_t b = t.dim(0);
-  const int64_t h = to_nchw ? t.dim(1) : t.dim(2), w = to_nchw ? t.dim(2) : t.dim(3);
-  const int64_t c = to_nchw ? t.dim(3) : t.dim(1);
-  Tensor out(DType::kFloat, to_nchw ? Shape{b, c, h, w} : Shape{b, h, w, c});
-  const float* src = t.data<float>();
-  float* dst = out.data<float>();
-  for (int64_t n = 0; n < b; ++n) {
-    for (int64_t y = 0; y < h; ++y) {
-      for (int64_t x = 0; x < w; ++x) {
-        for (int64_t k = 0; k < c; ++k) {
-          const int64_t nhwc = ((n * h + y) * w + x) * c + k, nchw = ((n * c + k) * h + y) * w + x;
-          if (to_nchw) {
-            dst[nchw] = src[nhwc];
-          } else {
-            dst[nhwc] = src[nchw];
-          }
-        }
-      }
-    }
-  }
-  return out;
-}
-
 Tensor Sizes(const Shape& s) {
   std::vector<int32_t> v;
   for (int64_t d : s.dims()) v.push_back(static_cast<int32_t>(d));
   return Tensor::FromVector(v);
-}
-
-// The node built by `build` on placeholders of `inputs` (of their shapes, or
-// of unknown shape), run on the GPU or the CPU; its output in host memory.
-absl::StatusOr<Tensor> Run(const Build& build, const std::vector<Tensor>& inputs, bool on_gpu,
-                           bool typed_placeholders = true) {
-  Graph graph;
-  Scope s(&graph);
-  std::vector<Output> in;
-  for (const Tensor& t : inputs) {
-    in.push_back(typed_placeholders ? ops::Placeholder(s, t.dtype(), t.shape())
-                                    : ops::Placeholder(s, t.dtype()));
-  }
-  Output out = build(s, in);
-  GS_RETURN_IF_ERROR(s.status());
-  GS_ASSIGN_OR_RETURN(std::vector<Tensor> outputs,
-                      on_gpu ? RunKernel(*out.node, Gpu(), ForGpu(*out.node, inputs))
-                             : RunKernel(*out.node, Cpu(), inputs));
-  return OnHost(outputs[0]);
 }
 
 void ExpectNear(const Tensor& got, const Tensor& want, const std::string& what) {
@@ -140,23 +96,23 @@ void ExpectConvMatchesCpu(const ConvSpec& c) {
                                        AttrsOf(c, nchw));
     };
   };
-  absl::StatusOr<Tensor> y = Run(conv(false), {x, w}, /*on_gpu=*/false);
+  absl::StatusOr<Tensor> y = RunNode(Cpu(), {x, w}, conv(false));
   ASSERT_TRUE(y.ok()) << y.status();
   const Tensor dy = RandomFloats({y->shape()}, c.lo, c.hi)[0];
-  absl::StatusOr<Tensor> dx = Run(backprop_input(false), {Sizes(x.shape()), w, dy}, false);
+  absl::StatusOr<Tensor> dx = RunNode(Cpu(), {Sizes(x.shape()), w, dy}, backprop_input(false));
   ASSERT_TRUE(dx.ok()) << dx.status();
-  absl::StatusOr<Tensor> dw = Run(backprop_filter(false), {x, Sizes(w.shape()), dy}, false);
+  absl::StatusOr<Tensor> dw = RunNode(Cpu(), {x, Sizes(w.shape()), dy}, backprop_filter(false));
   ASSERT_TRUE(dw.ok()) << dw.status();
   for (bool nchw : {false, true}) {
     SCOPED_TRACE(nchw ? "NCHW" : "NHWC");
     const Tensor xf = nchw ? Transposed(x, true) : x, dyf = nchw ? Transposed(dy, true) : dy;
-    absl::StatusOr<Tensor> gy = Run(conv(nchw), {xf, w}, /*on_gpu=*/true);
+    absl::StatusOr<Tensor> gy = RunNode(Gpu(), {xf, w}, conv(nchw));
     ASSERT_TRUE(gy.ok()) << gy.status();
     ExpectNear(nchw ? Transposed(*gy, false) : *gy, *y, "Conv2D");
-    absl::StatusOr<Tensor> gdx = Run(backprop_input(nchw), {Sizes(xf.shape()), w, dyf}, true);
+    absl::StatusOr<Tensor> gdx = RunNode(Gpu(), {Sizes(xf.shape()), w, dyf}, backprop_input(nchw));
     ASSERT_TRUE(gdx.ok()) << gdx.status();
     ExpectNear(nchw ? Transposed(*gdx, false) : *gdx, *dx, "Conv2DBackpropInput");
-    absl::StatusOr<Tensor> gdw = Run(backprop_filter(nchw), {xf, Sizes(w.shape()), dyf}, true);
+    absl::StatusOr<Tensor> gdw = RunNode(Gpu(), {xf, Sizes(w.shape()), dyf}, backprop_filter(nchw));
     ASSERT_TRUE(gdw.ok()) << gdw.status();
     ExpectNear(*gdw, *dw, "Conv2DBackpropFilter");
   }
@@ -242,9 +198,9 @@ TEST(CudaConvTest, PatchMatricesOverTheChunkMatchTheCpu) {
 void ExpectSameRejection(const std::string& name, const Build& build,
                          const std::vector<Tensor>& inputs) {
   SCOPED_TRACE(name);
-  absl::StatusOr<Tensor> want = Run(build, inputs, /*on_gpu=*/false, false);
+  absl::StatusOr<Tensor> want = RunNode(Cpu(), inputs, build, /*unknown_shapes=*/true);
   ASSERT_FALSE(want.ok());
-  absl::StatusOr<Tensor> got = Run(build, inputs, /*on_gpu=*/true, false);
+  absl::StatusOr<Tensor> got = RunNode(Gpu(), inputs, build, /*unknown_shapes=*/true);
   ASSERT_FALSE(got.ok());
   EXPECT_EQ(got.status().code(), want.status().code()) << got.status();
 }

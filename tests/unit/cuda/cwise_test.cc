@@ -20,6 +20,7 @@
 namespace gradserve {
 namespace {
 
+using testing::ExpectBothReject;
 using testing::ExpectGpuMatchesCpu;
 using testing::GpuCase;
 using testing::RandomFloats;
@@ -68,23 +69,6 @@ const std::vector<std::pair<Shape, Shape>>& BroadcastPatterns() {
       {{1 << 20}, {}},                     // many blocks, scalar
   };
   return *shapes;
-}
-
-// The CPU and CUDA kernels both refuse `inputs` with `code`. The placeholders
-// have unknown shapes, so that the graph builds and only the kernels judge.
-void ExpectBothReject(const std::string& name, const std::vector<Tensor>& inputs,
-                      const std::function<Output(const Scope&, V)>& build, absl::StatusCode code) {
-  SCOPED_TRACE(name);
-  Graph graph;
-  Scope s(&graph);
-  std::vector<Output> in;
-  for (const Tensor& t : inputs) in.push_back(ops::Placeholder(s, t.dtype()));
-  Output out = build(s, in);
-  ASSERT_TRUE(s.ok()) << s.status();
-  auto cpu = testing::RunKernel(*out.node, testing::Cpu(), inputs);
-  auto gpu = testing::RunKernel(*out.node, testing::Gpu(), testing::ForGpu(*out.node, inputs));
-  EXPECT_EQ(cpu.status().code(), code) << cpu.status();
-  EXPECT_EQ(gpu.status().code(), code) << gpu.status();
 }
 
 TEST(CudaCwiseTest, UnaryOpsMatchTheCpu) {

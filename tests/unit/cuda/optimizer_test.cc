@@ -23,6 +23,7 @@
 #include "runtime/resource.h"
 #include "tests/unit/cuda/cuda_test_util.h"
 #include "tests/unit/ops/op_test_util.h"
+#include "tests/unit/runtime/optimizer_test_util.h"
 
 namespace gradserve {
 namespace {
@@ -32,42 +33,18 @@ using testing::FromTensor;
 using testing::Gpu;
 using ::testing::HasSubstr;
 using testing::OnHost;
+using testing::OptimizerScalarNames;
+using testing::OptimizerVariableNames;
 using testing::RefTensor;
 using testing::RunKernel;
 using testing::ToTensor;
 
-constexpr double kAlpha = 0.05, kLr = 0.05, kMomentum = 0.9;
-constexpr double kBeta1 = 0.9, kBeta2 = 0.999, kEpsilon = 1e-7;
-
-// The variables of each op: the variable itself, then its slots.
-std::vector<std::string> VariableNames(const std::string& op) {
-  if (op == "ResourceApplyMomentum") return {"var", "accum"};
-  if (op == "ResourceApplyAdam") return {"var", "m", "v"};
-  return {"var"};
-}
-
-// The scalar hyperparameters of each op, by their input names.
-std::vector<std::string> ScalarNames(const std::string& op) {
-  if (op == "ResourceApplyMomentum") return {"lr", "momentum"};
-  if (op == "ResourceApplyAdam") {
-    return {"beta1_power", "beta2_power", "lr", "beta1", "beta2", "epsilon"};
-  }
-  return {"alpha"};
-}
-
-// The hyperparameters of step t (1-based); Adam's bias correction is fed per
-// step as TensorFlow's optimizer does: beta^t.
+// The hyperparameters of step t (1-based) as float32 scalars.
 std::map<std::string, Tensor> Hyperparameters(int t) {
-  const std::map<std::string, double> h = {{"alpha", kAlpha},
-                                           {"lr", kLr},
-                                           {"momentum", kMomentum},
-                                           {"beta1", kBeta1},
-                                           {"beta2", kBeta2},
-                                           {"epsilon", kEpsilon},
-                                           {"beta1_power", std::pow(kBeta1, t)},
-                                           {"beta2_power", std::pow(kBeta2, t)}};
   std::map<std::string, Tensor> out;
-  for (const auto& [name, value] : h) out[name] = Tensor::Scalar<float>(static_cast<float>(value));
+  for (const auto& [name, value] : testing::OptimizerHyperparameters(t)) {
+    out[name] = Tensor::Scalar<float>(static_cast<float>(value));
+  }
   return out;
 }
 
@@ -88,7 +65,7 @@ class OptimizerFixture {
   OptimizerFixture(std::string op, const Shape& shape, bool nesterov, bool same_var = false)
       : op_(std::move(op)) {
     Scope s(&graph_);
-    for (const std::string& name : VariableNames(op_)) {
+    for (const std::string& name : OptimizerVariableNames(op_)) {
       Output handle = ops::VarHandleOp(s.WithName(name), DType::kFloat, shape);
       handles_.push_back(handle);
       assigns_.push_back(ops::AssignVariableOp(
@@ -181,12 +158,11 @@ class OptimizerFixture {
   Side cpu_{testing::Cpu()}, gpu_{Gpu()};
 };
 
-// Initial values: var and accum/m in [-1, 1], v (a second moment) in [0.1, 1].
+// OptimizerInitialState in float32.
 std::vector<Tensor> InitialValues(const std::string& op, const Shape& shape) {
   std::vector<Tensor> out;
-  for (const std::string& name : VariableNames(op)) {
-    out.push_back(ToTensor(name == "v" ? testing::Random(shape, 0.1, 1.0) : testing::Random(shape),
-                           DType::kFloat));
+  for (const RefTensor& r : testing::OptimizerInitialState(op, shape)) {
+    out.push_back(ToTensor(r, DType::kFloat));
   }
   return out;
 }
@@ -286,7 +262,7 @@ TEST(CudaOptimizerTest, RejectsWhatTheCpuRejects) {
     OptimizerFixture f(op, shape, false);
     f.Initialize(InitialValues(op, shape));
     ExpectSameRejection(absl::StrCat(op, " grad [4,3]"), f, Hyperparameters(1), wrong_grad);
-    for (const std::string& name : ScalarNames(op)) {
+    for (const std::string& name : OptimizerScalarNames(op)) {
       std::map<std::string, Tensor> h = Hyperparameters(1);
       h[name] = ToTensor(testing::Random(Shape{2}), DType::kFloat);
       ExpectSameRejection(absl::StrCat(op, " ", name, " [2]"), f, h, grad);

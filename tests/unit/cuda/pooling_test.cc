@@ -135,44 +135,8 @@ Tensor ShapeVector(const Shape& in) {
   return ToTensor(Values(Shape{in.rank()}, dims), DType::kInt32);
 }
 
-// An NHWC float32 host tensor as NCHW, or back.
-Tensor Transposed(const Tensor& t, bool to_nchw) {
-  const int64_t b = t.dim(0), c = to_nchw ? t.dim(3) : t.dim(1);
-  const int64_t h = to_nchw ? t.dim(1) : t.dim(2), w = to_nchw ? t.dim(2) : t.dim(3);
-  Tensor out(DType::kFloat, to_nchw ? Shape{b, c, h, w} : Shape{b, h, w, c});
-  const float* src = t.data<float>();
-  float* dst = out.data<float>();
-  for (int64_t n = 0; n < b; ++n) {
-    for (int64_t y = 0; y < h; ++y) {
-      for (int64_t x = 0; x < w; ++x) {
-        for (int64_t ch = 0; ch < c; ++ch) {
-          const int64_t nhwc = ((n * h + y) * w + x) * c + ch,
-                        nchw = ((n * c + ch) * h + y) * w + x;
-          dst[to_nchw ? nchw : nhwc] = src[to_nchw ? nhwc : nchw];
-        }
-      }
-    }
-  }
-  return out;
-}
 Tensor Nchw(const Tensor& nhwc) { return Transposed(nhwc, true); }
 Shape NchwShape(const Shape& s) { return Shape{s.dim(0), s.dim(3), s.dim(1), s.dim(2)}; }
-
-// Output 0 of the node `build` makes on placeholders of `inputs`, run by the
-// kernel of `device` (inputs placed as it wants them), in host memory.
-absl::StatusOr<Tensor> RunNode(Device* device, const std::vector<Tensor>& inputs,
-                               const Build& build) {
-  Graph graph;
-  Scope s(&graph);
-  std::vector<Output> in;
-  for (const Tensor& t : inputs) in.push_back(ops::Placeholder(s, t.dtype(), t.shape()));
-  Output out = build(s, in);
-  GS_RETURN_IF_ERROR(s.status());
-  GS_ASSIGN_OR_RETURN(
-      std::vector<Tensor> outputs,
-      RunKernel(*out.node, device, device == Cpu() ? inputs : ForGpu(*out.node, inputs)));
-  return OnHost(outputs[0]);
-}
 
 // The CUDA kernel of an NCHW node (`nchw` on `nchw_inputs`) equals the CPU
 // kernel of the NHWC node (`nhwc` on `nhwc_inputs`): the CPU pools NHWC only.
@@ -428,25 +392,6 @@ TEST(CudaBatchNormTest, AnEmptyBatchGivesNanStatistics) {
 }
 
 // ---- Rejections ----
-
-// The CPU and CUDA kernels of the node both reject `inputs`, fed to
-// placeholders of unknown shape (so that only the kernels judge them), with
-// `code`; the CUDA kernel's message contains `what`.
-void ExpectBothReject(const std::string& name, const std::vector<Tensor>& inputs,
-                      const Build& build, absl::StatusCode code, const std::string& what) {
-  SCOPED_TRACE(name);
-  Graph graph;
-  Scope s(&graph);
-  std::vector<Output> in;
-  for (const Tensor& t : inputs) in.push_back(ops::Placeholder(s, t.dtype()));
-  Output out = build(s, in);
-  ASSERT_TRUE(s.ok()) << s.status();
-  absl::StatusOr<std::vector<Tensor>> cpu = RunKernel(*out.node, Cpu(), inputs);
-  EXPECT_EQ(cpu.status().code(), code) << cpu.status();
-  absl::StatusOr<std::vector<Tensor>> gpu = RunKernel(*out.node, Gpu(), ForGpu(*out.node, inputs));
-  EXPECT_EQ(gpu.status().code(), code) << gpu.status();
-  EXPECT_THAT(gpu.status().message(), HasSubstr(what));
-}
 
 TEST(CudaPoolingTest, RejectsWhatTheCpuRejects) {
   SKIP_WITHOUT_GPU();

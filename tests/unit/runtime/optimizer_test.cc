@@ -12,51 +12,37 @@
 #include "gtest/gtest.h"
 #include "runtime/session.h"
 #include "tests/unit/ops/op_test_util.h"
+#include "tests/unit/runtime/optimizer_test_util.h"
 
 namespace gradserve {
 namespace {
 
 using testing::FromTensor;
 using ::testing::HasSubstr;
+using testing::OptimizerInitialState;
+using testing::OptimizerScalarNames;
+using testing::OptimizerVariableNames;
 using testing::Random;
 using testing::RefTensor;
 using testing::ToTensor;
 
-constexpr double kAlpha = 0.05, kLr = 0.05, kMomentum = 0.9;
-constexpr double kBeta1 = 0.9, kBeta2 = 0.999, kEpsilon = 1e-7;
-
-// The variables of each op: the variable itself, then its slots.
-std::vector<std::string> VariableNames(const std::string& op) {
-  if (op == "ResourceApplyMomentum") return {"var", "accum"};
-  if (op == "ResourceApplyAdam") return {"var", "m", "v"};
-  return {"var"};
-}
-
-// The scalar hyperparameters of each op, by their input names.
-std::vector<std::string> ScalarNames(const std::string& op) {
-  if (op == "ResourceApplyMomentum") return {"lr", "momentum"};
-  if (op == "ResourceApplyAdam")
-    return {"beta1_power", "beta2_power", "lr", "beta1", "beta2", "epsilon"};
-  return {"alpha"};
-}
-
-// For each variable X of `op` (see VariableNames): a VarHandleOp "X" of `shape`,
-// an initializer "X_init" fed from "X_value" and a read "X_read". Scalars and
-// "grad" are placeholders of unknown shape (so bad shapes reach the kernel);
-// the optimizer step is "step".
+// For each variable X of `op` (see OptimizerVariableNames): a VarHandleOp "X"
+// of `shape`, an initializer "X_init" fed from "X_value" and a read "X_read".
+// Scalars and "grad" are placeholders of unknown shape (so bad shapes reach the
+// kernel); the optimizer step is "step".
 std::unique_ptr<Graph> OptimizerGraph(const std::string& op, DType dtype, const Shape& shape,
                                       bool use_nesterov = false) {
   auto graph = std::make_unique<Graph>();
   Scope s(graph.get());
   std::map<std::string, Output> in;
-  for (const std::string& name : VariableNames(op)) {
+  for (const std::string& name : OptimizerVariableNames(op)) {
     Output handle = ops::VarHandleOp(s.WithName(name), dtype, shape);
     ops::AssignVariableOp(s.WithName(name + "_init"), handle,
                           ops::Placeholder(s.WithName(name + "_value"), dtype, shape));
     ops::Identity(s.WithName(name + "_read"), ops::ReadVariableOp(s, handle, dtype));
     in[name] = handle;
   }
-  for (const std::string& name : ScalarNames(op))
+  for (const std::string& name : OptimizerScalarNames(op))
     in[name] = ops::Placeholder(s.WithName(name), dtype);
   Output grad = ops::Placeholder(s.WithName("grad"), dtype);
   const Scope step = s.WithName("step");
@@ -85,17 +71,9 @@ double Rounded(double x, DType dtype) {
   return FromTensor(ToTensor(testing::Scalar(x), dtype)).v[0];
 }
 
-// The hyperparameters of step t (1-based), rounded to the dtype; Adam's bias
-// correction is fed per step as TensorFlow's optimizer does: beta^t.
+// The hyperparameters of step t (1-based), rounded to the dtype.
 std::map<std::string, double> Hyperparameters(int t, DType dtype) {
-  std::map<std::string, double> h = {{"alpha", kAlpha},
-                                     {"lr", kLr},
-                                     {"momentum", kMomentum},
-                                     {"beta1", kBeta1},
-                                     {"beta2", kBeta2},
-                                     {"epsilon", kEpsilon},
-                                     {"beta1_power", std::pow(kBeta1, t)},
-                                     {"beta2_power", std::pow(kBeta2, t)}};
+  std::map<std::string, double> h = testing::OptimizerHyperparameters(t);
   for (auto& [name, value] : h) value = Rounded(value, dtype);
   return h;
 }
@@ -123,22 +101,13 @@ void ReferenceStep(const std::string& op, bool nesterov, std::map<std::string, d
   }
 }
 
-// Initial values: var and accum/m in [-1, 1], v (a second moment) in [0.1, 1].
-std::vector<RefTensor> InitialState(const std::string& op, const Shape& shape) {
-  std::vector<RefTensor> state;
-  for (const std::string& name : VariableNames(op)) {
-    state.push_back(name == "v" ? Random(shape, 0.1, 1.0) : Random(shape));
-  }
-  return state;
-}
-
 void CheckFiveSteps(const std::string& op, DType dtype, bool nesterov = false) {
   SCOPED_TRACE(absl::StrCat(op, " ", DTypeName(dtype), nesterov ? " nesterov" : "", " seed ",
                             testing::Seed()));
   const Shape shape{3, 4};
   auto session = MustCreate(OptimizerGraph(op, dtype, shape, nesterov));
-  const std::vector<std::string> names = VariableNames(op);
-  std::vector<RefTensor> state = InitialState(op, shape);
+  const std::vector<std::string> names = OptimizerVariableNames(op);
+  std::vector<RefTensor> state = OptimizerInitialState(op, shape);
   std::vector<Tensor> out;
   for (size_t i = 0; i < names.size(); ++i) {
     const Tensor value = ToTensor(state[i], dtype);
@@ -154,7 +123,7 @@ void CheckFiveSteps(const std::string& op, DType dtype, bool nesterov = false) {
     const Tensor grad = ToTensor(Random(shape), dtype);
     const std::map<std::string, double> h = Hyperparameters(t, dtype);
     FeedList feeds = {{"grad", grad}};
-    for (const std::string& name : ScalarNames(op)) {
+    for (const std::string& name : OptimizerScalarNames(op)) {
       feeds.push_back({name, ToTensor(testing::Scalar(h.at(name)), dtype)});
     }
     ASSERT_TRUE(session->Run(feeds, {}, {"step"}, &out).ok()) << "step " << t;
@@ -210,8 +179,8 @@ struct Fixture {
     const Shape shape{3, 4};
     session = MustCreate(OptimizerGraph(op, DType::kDouble, shape));
     std::vector<Tensor> out;
-    const std::vector<RefTensor> state = InitialState(op, shape);
-    const std::vector<std::string> names = VariableNames(op);
+    const std::vector<RefTensor> state = OptimizerInitialState(op, shape);
+    const std::vector<std::string> names = OptimizerVariableNames(op);
     for (size_t i = 0; i < names.size(); ++i) {
       if (names[i] == skip) continue;
       EXPECT_TRUE(session
@@ -221,7 +190,7 @@ struct Fixture {
     }
     feeds = {{"grad", ToTensor(Random(shape), DType::kDouble)}};
     for (const auto& [name, value] : Hyperparameters(1, DType::kDouble)) {
-      for (const std::string& used : ScalarNames(op)) {
+      for (const std::string& used : OptimizerScalarNames(op)) {
         if (used == name) feeds.push_back({name, Tensor::Scalar<double>(value)});
       }
     }
@@ -247,7 +216,7 @@ const char* const kOps[] = {"ResourceApplyGradientDescent", "ResourceApplyMoment
 
 TEST(OptimizerTest, RejectsNonScalarHyperparameters) {
   for (const char* op : kOps) {
-    for (const std::string& scalar : ScalarNames(op)) {
+    for (const std::string& scalar : OptimizerScalarNames(op)) {
       SCOPED_TRACE(absl::StrCat(op, " ", scalar));
       Fixture f(op);
       f.Replace(scalar, Tensor::FromVector<double>({0.1, 0.2}));
@@ -263,21 +232,22 @@ TEST(OptimizerTest, RejectsGradientOfAnotherShapeAndLeavesStateUnchanged) {
     SCOPED_TRACE(op);
     Fixture f(op);
     std::vector<RefTensor> before;
-    for (const std::string& name : VariableNames(op)) before.push_back(f.Read(name));
+    for (const std::string& name : OptimizerVariableNames(op)) before.push_back(f.Read(name));
     f.Replace("grad", ToTensor(Random(Shape{4, 3}), DType::kDouble));
     absl::Status st = f.Step();
     EXPECT_EQ(st.code(), absl::StatusCode::kInvalidArgument);
     EXPECT_THAT(st.message(), HasSubstr("[3,4]"));
     EXPECT_THAT(st.message(), HasSubstr("[4,3]"));
     for (size_t k = 0; k < before.size(); ++k) {
-      EXPECT_EQ(f.Read(VariableNames(op)[k]).v, before[k].v) << VariableNames(op)[k];
+      EXPECT_EQ(f.Read(OptimizerVariableNames(op)[k]).v, before[k].v)
+          << OptimizerVariableNames(op)[k];
     }
   }
 }
 
 TEST(OptimizerTest, RejectsUninitializedVariablesNamingThem) {
   for (const char* op : kOps) {
-    for (const std::string& skip : VariableNames(op)) {
+    for (const std::string& skip : OptimizerVariableNames(op)) {
       SCOPED_TRACE(absl::StrCat(op, " without ", skip));
       Fixture f(op, skip);
       absl::Status st = f.Step();
