@@ -33,23 +33,11 @@ namespace {
 
 using array_shape::Ints;
 
-// InvalidArgument unless the inputs `host` are in host memory (the kernel
-// reads them there) and every other input is on the kernel's device.
-absl::Status CheckPlacement(const OpKernel& k, OpKernelContext& ctx,
-                            std::initializer_list<int> host) {
-  GS_RETURN_IF_ERROR(CheckOnDevice(k, ctx, host));
-  for (int i : host) {
-    GS_CHECK_ARG(ctx.input(i).host_accessible(), k.name(), ": input ", i, " is on ",
-                 ctx.input(i).device(), ", not in host memory");
-  }
-  return absl::OkStatus();
-}
-
 // The CUDA Placement of Note [Device-neutral metadata kernels].
 struct CudaPlacement {
   static absl::Status Check(const OpKernel& k, OpKernelContext& ctx,
                             std::initializer_list<int> host) {
-    return CheckPlacement(k, ctx, host);
+    return CheckOnDevice(k, ctx, host);
   }
 };
 
@@ -144,7 +132,7 @@ class SliceKernel final : public OpKernel {
  public:
   using OpKernel::OpKernel;
   absl::Status Compute(OpKernelContext& ctx) const override {
-    GS_RETURN_IF_ERROR(CheckPlacement(*this, ctx, {1, 2}));
+    GS_RETURN_IF_ERROR(CheckOnDevice(*this, ctx, {1, 2}));
     const Tensor &in = ctx.input(0), &begin = ctx.input(1), &size = ctx.input(2);
     const Ints b = ReadInts(begin);
     GS_ASSIGN_OR_RETURN(Shape out_shape, array_shape::Slice(in.shape(), begin.shape(), b,
@@ -174,7 +162,7 @@ class StridedSliceKernel final : public OpKernel {
   explicit StridedSliceKernel(const Node& node)
       : OpKernel(node), masks_(StridedSliceMasksOf(node)) {}
   absl::Status Compute(OpKernelContext& ctx) const override {
-    GS_RETURN_IF_ERROR(CheckPlacement(*this, ctx, {1, 2, 3}));
+    GS_RETURN_IF_ERROR(CheckOnDevice(*this, ctx, {1, 2, 3}));
     const Tensor& in = ctx.input(0);
     GS_ASSIGN_OR_RETURN(array_shape::StridedSlicePlan plan,
                         PlanStridedSlice(ctx, in.shape(), masks_));
@@ -195,7 +183,7 @@ class StridedSliceGradKernel final : public OpKernel {
   explicit StridedSliceGradKernel(const Node& node)
       : OpKernel(node), masks_(StridedSliceMasksOf(node)) {}
   absl::Status Compute(OpKernelContext& ctx) const override {
-    GS_RETURN_IF_ERROR(CheckPlacement(*this, ctx, {0, 1, 2, 3}));
+    GS_RETURN_IF_ERROR(CheckOnDevice(*this, ctx, {0, 1, 2, 3}));
     const Tensor& dy = ctx.input(4);
     GS_ASSIGN_OR_RETURN(StridedSliceGradPlan grad, PlanStridedSliceGrad(ctx, masks_));
     const Shape& shape = grad.shape;
@@ -218,7 +206,7 @@ class TransposeKernel final : public OpKernel {
  public:
   using OpKernel::OpKernel;
   absl::Status Compute(OpKernelContext& ctx) const override {
-    GS_RETURN_IF_ERROR(CheckPlacement(*this, ctx, {1}));
+    GS_RETURN_IF_ERROR(CheckOnDevice(*this, ctx, {1}));
     const Tensor& in = ctx.input(0);
     GS_ASSIGN_OR_RETURN(TransposePlan plan, PlanTranspose(ctx));
     // Output dimension i walks input dimension perm[i].
@@ -233,7 +221,7 @@ class TileKernel final : public OpKernel {
  public:
   using OpKernel::OpKernel;
   absl::Status Compute(OpKernelContext& ctx) const override {
-    GS_RETURN_IF_ERROR(CheckPlacement(*this, ctx, {1}));
+    GS_RETURN_IF_ERROR(CheckOnDevice(*this, ctx, {1}));
     const Tensor &in = ctx.input(0), &multiples_t = ctx.input(1);
     const Ints multiples = ReadInts(multiples_t);
     GS_ASSIGN_OR_RETURN(Shape out_shape,
@@ -261,7 +249,7 @@ class PadKernel final : public OpKernel {
  public:
   using OpKernel::OpKernel;
   absl::Status Compute(OpKernelContext& ctx) const override {
-    GS_RETURN_IF_ERROR(CheckPlacement(*this, ctx, {1}));
+    GS_RETURN_IF_ERROR(CheckOnDevice(*this, ctx, {1}));
     const Tensor &in = ctx.input(0), &paddings_t = ctx.input(1);
     const Ints paddings = ReadInts(paddings_t);
     GS_ASSIGN_OR_RETURN(Shape out_shape,
@@ -302,7 +290,7 @@ class ConcatV2Kernel final : public OpKernel {
  public:
   using OpKernel::OpKernel;
   absl::Status Compute(OpKernelContext& ctx) const override {
-    GS_RETURN_IF_ERROR(CheckPlacement(*this, ctx, {ctx.num_inputs() - 1}));
+    GS_RETURN_IF_ERROR(CheckOnDevice(*this, ctx, {ctx.num_inputs() - 1}));
     GS_ASSIGN_OR_RETURN(ConcatPlan plan, PlanConcatV2(ctx));
     Tensor* out = ctx.allocate_output(0, plan.out_shape, plan.values[0]->dtype());
     return ConcatRows(*this, ctx, plan, out);
@@ -314,7 +302,7 @@ class PackKernel final : public OpKernel {
   explicit PackKernel(const Node& node)
       : OpKernel(node), axis_(node.GetAttr<int64_t>("axis").value_or(0)) {}
   absl::Status Compute(OpKernelContext& ctx) const override {
-    GS_RETURN_IF_ERROR(CheckPlacement(*this, ctx, {}));
+    GS_RETURN_IF_ERROR(CheckOnDevice(*this, ctx, {}));
     GS_ASSIGN_OR_RETURN(ConcatPlan plan, PlanPack(ctx, axis_));
     if (plan.values.size() == 1) return Relabel(ctx, plan.out_shape);
     Tensor* out = ctx.allocate_output(0, plan.out_shape, plan.values[0]->dtype());
@@ -333,7 +321,7 @@ class GatherV2Kernel final : public OpKernel {
   explicit GatherV2Kernel(const Node& node)
       : OpKernel(node), batch_dims_(node.GetAttr<int64_t>("batch_dims").value_or(0)) {}
   absl::Status Compute(OpKernelContext& ctx) const override {
-    GS_RETURN_IF_ERROR(CheckPlacement(*this, ctx, {2}));
+    GS_RETURN_IF_ERROR(CheckOnDevice(*this, ctx, {2}));
     const Tensor &params = ctx.input(0), &indices = ctx.input(1);
     GS_ASSIGN_OR_RETURN(GatherPlan plan, PlanGatherV2(ctx, batch_dims_));
     Tensor* out = ctx.allocate_output(0, plan.out_shape, params.dtype());
@@ -355,7 +343,7 @@ class OneHotKernel final : public OpKernel {
   explicit OneHotKernel(const Node& node)
       : OpKernel(node), axis_(node.GetAttr<int64_t>("axis").value_or(-1)) {}
   absl::Status Compute(OpKernelContext& ctx) const override {
-    GS_RETURN_IF_ERROR(CheckPlacement(*this, ctx, {1}));
+    GS_RETURN_IF_ERROR(CheckOnDevice(*this, ctx, {1}));
     const Tensor &indices = ctx.input(0), &on = ctx.input(2), &off = ctx.input(3);
     GS_ASSIGN_OR_RETURN(OneHotPlan plan, PlanOneHot(ctx, axis_));
     Tensor* out = ctx.allocate_output(0, plan.out_shape, on.dtype());
@@ -378,7 +366,7 @@ class UnsortedSegmentSumKernel final : public OpKernel {
  public:
   using OpKernel::OpKernel;
   absl::Status Compute(OpKernelContext& ctx) const override {
-    GS_RETURN_IF_ERROR(CheckPlacement(*this, ctx, {2}));
+    GS_RETURN_IF_ERROR(CheckOnDevice(*this, ctx, {2}));
     const Tensor &data = ctx.input(0), &ids = ctx.input(1);
     GS_ASSIGN_OR_RETURN(SegmentSumPlan plan, PlanUnsortedSegmentSum(ctx));
     Tensor* out = ctx.allocate_output(0, plan.out_shape, data.dtype());

@@ -26,13 +26,19 @@ namespace gradserve {
 inline CudaDevice& Gpu(OpKernelContext& ctx) { return *static_cast<CudaDevice*>(ctx.device()); }
 
 // InvalidArgument unless every input but `host_inputs` is in the kernel's
-// device memory (placement puts copies in front; this catches a wiring bug).
+// device memory and the `host_inputs` (which the kernel reads on the host) are
+// in host memory: placement puts copies in front, so this catches a wiring bug
+// before a kernel dereferences the wrong memory.
 inline absl::Status CheckOnDevice(const OpKernel& k, OpKernelContext& ctx,
                                   std::initializer_list<int> host_inputs = {}) {
   for (int i = 0; i < ctx.num_inputs(); ++i) {
-    if (absl::c_linear_search(host_inputs, i)) continue;
-    GS_CHECK_ARG(ctx.input(i).device() == ctx.device()->name(), k.name(), ": input ", i,
-                 " is on ", ctx.input(i).device(), ", not on ", ctx.device()->name());
+    if (absl::c_linear_search(host_inputs, i)) {
+      GS_CHECK_ARG(ctx.input(i).host_accessible(), k.name(), ": input ", i, " is on ",
+                   ctx.input(i).device(), ", not in host memory");
+    } else {
+      GS_CHECK_ARG(ctx.input(i).device() == ctx.device()->name(), k.name(), ": input ", i,
+                   " is on ", ctx.input(i).device(), ", not on ", ctx.device()->name());
+    }
   }
   return absl::OkStatus();
 }

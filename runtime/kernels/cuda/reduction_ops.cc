@@ -29,18 +29,6 @@ namespace {
 
 enum class Reduce { kSum, kMean, kMax, kMin };
 
-// CheckOnDevice, and the inputs `host` (read by the kernel on the host) are
-// in host memory.
-absl::Status CheckPlacement(const OpKernel& k, OpKernelContext& ctx,
-                            std::initializer_list<int> host) {
-  GS_RETURN_IF_ERROR(CheckOnDevice(k, ctx, host));
-  for (int i : host) {
-    GS_CHECK_ARG(ctx.input(i).host_accessible(), k.name(), ": input ", i, " is on ",
-                 ctx.input(i).device(), ", not in host memory");
-  }
-  return absl::OkStatus();
-}
-
 // Reduces the non-empty `x` over `groups` (at least one reduced) into `out`:
 // one LaunchReduce per reduced group, first to last, each seeing its input as
 // [outer, group, inner]; the partial results between passes are device
@@ -86,7 +74,7 @@ class ReductionKernel final : public OpKernel {
       : OpKernel(node), op_(op), keep_dims_(node.GetAttr<bool>("keep_dims").value_or(false)) {}
 
   absl::Status Compute(OpKernelContext& ctx) const override {
-    GS_RETURN_IF_ERROR(CheckPlacement(*this, ctx, {1}));
+    GS_RETURN_IF_ERROR(CheckOnDevice(*this, ctx, {1}));
     const Tensor& x = ctx.input(0);
     absl::StatusOr<std::vector<bool>> reduced = ReducedAxes(ctx.input(1), x.rank());
     if (!reduced.ok()) return Annotate(reduced.status(), name());
@@ -137,7 +125,7 @@ class ArgMaxKernel final : public OpKernel {
       : OpKernel(node), output_type_(node.GetAttr<DType>("output_type").value_or(DType::kInt64)) {}
 
   absl::Status Compute(OpKernelContext& ctx) const override {
-    GS_RETURN_IF_ERROR(CheckPlacement(*this, ctx, {1}));
+    GS_RETURN_IF_ERROR(CheckOnDevice(*this, ctx, {1}));
     const Tensor& x = ctx.input(0);
     absl::StatusOr<int> axis = ArgMaxAxis(x.shape(), ctx.input(1));
     if (!axis.ok()) return Annotate(axis.status(), name());
