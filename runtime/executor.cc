@@ -22,6 +22,7 @@ struct Executor::Item {
   std::vector<int> consumers;    // items waiting on this one (one entry per edge)
   int pending;                   // data + control inputs inside the plan
   bool expensive;
+  bool activate = false;  // a device (GPU) to make current before the kernel runs
 };
 
 struct Executor::RunState {
@@ -32,7 +33,8 @@ struct Executor::RunState {
     for (size_t i = 0; i < e.items_.size(); ++i) {
       pending[i].store(e.items_[i].pending, std::memory_order_relaxed);
     }
-    for (int s = 0; s < e.num_slots_; ++s) uses[s].store(e.slot_uses_[s], std::memory_order_relaxed);
+    for (int s = 0; s < e.num_slots_; ++s)
+      uses[s].store(e.slot_uses_[s], std::memory_order_relaxed);
   }
   std::vector<Tensor> values;
   std::unique_ptr<std::atomic<int>[]> pending;
@@ -130,10 +132,10 @@ absl::StatusOr<std::unique_ptr<Executor>> Executor::Create(const ExecutionPlan& 
     item.pending = 0;
     GS_ASSIGN_OR_RETURN(item.kernel, kernels.CreateKernel(*node, item.device->type()));
     item.expensive = item.kernel->IsExpensive();
+    item.activate = item.device->type() != kDeviceCpu;
     for (int j = 0; j < node->num_inputs(); ++j) {
-      const int copy = i < static_cast<int>(plan.input_copies.size())
-                           ? plan.input_copies[i][j]
-                           : -1;
+      const int copy =
+          i < static_cast<int>(plan.input_copies.size()) ? plan.input_copies[i][j] : -1;
       if (copy >= 0) {
         connect(i, copy_base + copy, num_nodes + copy);
       } else {
@@ -161,15 +163,14 @@ absl::Status Executor::Process(RunState* state, int index,
   // Tensor's constructor throws std::bad_alloc when an allocator has no
   // memory left (a GPU's, most likely): the run fails, the process goes on.
   try {
-    return item.copy != nullptr ? ProcessCopy(state, item, ready)
-                                : ProcessNode(state, item, ready);
+    return item.copy != nullptr ? ProcessCopy(state, item, ready) : ProcessNode(state, item, ready);
   } catch (const std::bad_alloc&) {
-    return absl::ResourceExhaustedError(absl::StrCat(
-        item.copy != nullptr ? absl::StrCat("copy of '", item.copy->src.node->name(), ":",
-                                            item.copy->src.index, "' to ", item.copy->to->name())
-                             : absl::StrCat("node '", item.node->name(), "' (", item.node->op(),
-                                            ")"),
-        ": out of memory on ", item.device->name()));
+    return absl::ResourceExhaustedError(
+        absl::StrCat(item.copy != nullptr
+                         ? absl::StrCat("copy of '", item.copy->src.node->name(), ":",
+                                        item.copy->src.index, "' to ", item.copy->to->name())
+                         : absl::StrCat("node '", item.node->name(), "' (", item.node->op(), ")"),
+                     ": out of memory on ", item.device->name()));
   }
 }
 
@@ -181,8 +182,8 @@ absl::Status Executor::ProcessNode(RunState* state, const Item& item,
   for (int slot : item.input_slots) {
     Tensor& t = state->values[slot];
     if (!t.initialized()) {
-      return absl::InternalError(absl::StrCat("node '", item.node->name(),
-                                              "': an input was never produced"));
+      return absl::InternalError(
+          absl::StrCat("node '", item.node->name(), "': an input was never produced"));
     }
     inputs.push_back(&t);
     // This run holds the last reference when this item is the slot's last use.
@@ -190,8 +191,7 @@ absl::Status Executor::ProcessNode(RunState* state, const Item& item,
   }
   ctx.set_inputs(std::move(inputs));
   ctx.set_forwardable(std::move(owned));
-  absl::Status status =
-      item.device->type() == kDeviceCpu ? absl::OkStatus() : item.device->Activate();
+  absl::Status status = item.activate ? item.device->Activate() : absl::OkStatus();
   if (status.ok()) status = item.kernel->Compute(ctx);
   if (!status.ok()) {
     return absl::Status(status.code(), absl::StrCat("node '", item.node->name(), "' (",
@@ -204,8 +204,7 @@ absl::Status Executor::ProcessNode(RunState* state, const Item& item,
     if (outs[i].initialized() && outs[i].dtype() != item.node->output_type(i)) {
       return absl::InternalError(absl::StrCat("node '", item.node->name(), "' produced ",
                                               DTypeName(outs[i].dtype()), " for output ", i,
-                                              ", declared ",
-                                              DTypeName(item.node->output_type(i))));
+                                              ", declared ", DTypeName(item.node->output_type(i))));
     }
     state->values[slot] = std::move(outs[i]);
   }
@@ -234,8 +233,8 @@ absl::Status Executor::ProcessCopy(RunState* state, const Item& item,
                         copy.from->name(), " to ", copy.to->name());
   };
   if (!in.initialized()) return absl::InternalError(absl::StrCat(where(), ": no value"));
-  absl::StatusOr<Tensor> out = copy.to->type() == kDeviceCpu ? copy.from->CopyToHost(in)
-                                                              : copy.to->CopyFromHost(in);
+  absl::StatusOr<Tensor> out =
+      copy.to->type() == kDeviceCpu ? copy.from->CopyToHost(in) : copy.to->CopyFromHost(in);
   if (!out.ok()) {
     return absl::Status(out.status().code(), absl::StrCat(where(), ": ", out.status().message()));
   }
@@ -274,11 +273,10 @@ void Executor::RunFrom(RunState* state, int first) const {
   }
 }
 
-absl::Status Executor::Run(const std::vector<Tensor>& feeds,
-                           std::vector<Tensor>* fetches) const {
+absl::Status Executor::Run(const std::vector<Tensor>& feeds, std::vector<Tensor>* fetches) const {
   if (feeds.size() != feed_slots_.size()) {
-    return absl::InvalidArgumentError(absl::StrCat("expected ", feed_slots_.size(),
-                                                   " feeds, got ", feeds.size()));
+    return absl::InvalidArgumentError(
+        absl::StrCat("expected ", feed_slots_.size(), " feeds, got ", feeds.size()));
   }
   RunState state(*this);
   for (size_t i = 0; i < feeds.size(); ++i) state.values[feed_slots_[i]] = feeds[i];

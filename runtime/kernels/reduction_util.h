@@ -94,4 +94,11 @@ absl::StatusOr<AxisSplit> BiasAddSplit(const Shape& value, const Shape& bias, bo
 // as BiasAddSplit checks value's.
 absl::StatusOr<AxisSplit> BiasAddGradSplit(const Shape& out_backprop, bool nchw);
 
+// SoftmaxCrossEntropyWithLogits: features [batch, classes] and labels of the
+// same shape; InvalidArgument otherwise.
+absl::Status CheckSoftmaxXentShapes(const Shape& features, const Shape& labels);
+// SparseSoftmaxCrossEntropyWithLogits: features [batch, classes] and labels
+// [batch]; InvalidArgument otherwise.
+absl::Status CheckSparseSoftmaxXentShapes(const Shape& features, const Shape& labels);
+
 }  // namespace gradserve

@@ -13,6 +13,7 @@
 #include "graph/status.h"
 #include "runtime/kernels/cpu/cwise.h"
 #include "runtime/kernels/cpu/nn_util.h"
+#include "runtime/kernels/reduction_util.h"
 
 namespace gradserve {
 namespace {
@@ -40,11 +41,7 @@ class SoftmaxXentKernel final : public OpKernel {
   absl::Status Compute(OpKernelContext& ctx) const override {
     const Tensor& features = ctx.input(0);
     const Tensor& labels = ctx.input(1);
-    GS_CHECK_ARG(features.rank() == 2, "features must be [batch, classes], got ",
-                 features.shape().DebugString());
-    GS_CHECK_ARG(features.shape() == labels.shape(),
-                 "features and labels must have the same shape, got ",
-                 features.shape().DebugString(), " and ", labels.shape().DebugString());
+    GS_RETURN_IF_ERROR(CheckSoftmaxXentShapes(features.shape(), labels.shape()));
     const int64_t batch = features.dim(0), classes = features.dim(1);
     Tensor* loss = ctx.allocate_output(0, Shape{batch}, DTypeOf<T>::value);
     Tensor* backprop = ctx.allocate_output(1, features.shape(), DTypeOf<T>::value);
@@ -87,11 +84,7 @@ class SparseSoftmaxXentKernel final : public OpKernel {
   absl::Status Compute(OpKernelContext& ctx) const override {
     const Tensor& features = ctx.input(0);
     const Tensor& labels = ctx.input(1);
-    GS_CHECK_ARG(features.rank() == 2, "features must be [batch, classes], got ",
-                 features.shape().DebugString());
-    GS_CHECK_ARG(labels.rank() == 1 && labels.dim(0) == features.dim(0),
-                 "labels must be [batch] with batch = features.dim(0), got features ",
-                 features.shape().DebugString(), " and labels ", labels.shape().DebugString());
+    GS_RETURN_IF_ERROR(CheckSparseSoftmaxXentShapes(features.shape(), labels.shape()));
     const int64_t batch = features.dim(0), classes = features.dim(1);
     std::vector<int64_t> label(batch);
     for (int64_t b = 0; b < batch; ++b) {

@@ -147,4 +147,21 @@ absl::StatusOr<AxisSplit> BiasAddGradSplit(const Shape& out_backprop, bool nchw)
   return SplitAtAxis(out_backprop, ChannelAxis(out_backprop, nchw));
 }
 
+absl::Status CheckSoftmaxXentShapes(const Shape& features, const Shape& labels) {
+  GS_CHECK_ARG(features.rank() == 2, "features must be [batch, classes], got ",
+               features.DebugString());
+  GS_CHECK_ARG(features == labels, "features and labels must have the same shape, got ",
+               features.DebugString(), " and ", labels.DebugString());
+  return absl::OkStatus();
+}
+
+absl::Status CheckSparseSoftmaxXentShapes(const Shape& features, const Shape& labels) {
+  GS_CHECK_ARG(features.rank() == 2, "features must be [batch, classes], got ",
+               features.DebugString());
+  GS_CHECK_ARG(labels.rank() == 1 && labels.dim(0) == features.dim(0),
+               "labels must be [batch] with batch = features.dim(0), got features ",
+               features.DebugString(), " and labels ", labels.DebugString());
+  return absl::OkStatus();
+}
+
 }  // namespace gradserve

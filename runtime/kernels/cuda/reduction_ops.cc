@@ -226,11 +226,7 @@ class SoftmaxXentKernel final : public OpKernel {
     GS_RETURN_IF_ERROR(CheckOnDevice(*this, ctx));
     const Tensor& features = ctx.input(0);
     const Tensor& labels = ctx.input(1);
-    GS_CHECK_ARG(features.rank() == 2, name(), ": features must be [batch, classes], got ",
-                 features.shape().DebugString());
-    GS_CHECK_ARG(features.shape() == labels.shape(), name(),
-                 ": features and labels must have the same shape, got ",
-                 features.shape().DebugString(), " and ", labels.shape().DebugString());
+    GS_RETURN_IF_ERROR(Annotate(CheckSoftmaxXentShapes(features.shape(), labels.shape()), name()));
     const int64_t batch = features.dim(0), classes = features.dim(1);
     Tensor* loss = ctx.allocate_output(0, Shape{batch}, DType::kFloat);
     Tensor* backprop = ctx.allocate_output(1, features.shape(), DType::kFloat);
@@ -250,11 +246,8 @@ class SparseSoftmaxXentKernel final : public OpKernel {
     GS_RETURN_IF_ERROR(CheckOnDevice(*this, ctx));
     const Tensor& features = ctx.input(0);
     const Tensor& labels = ctx.input(1);
-    GS_CHECK_ARG(features.rank() == 2, name(), ": features must be [batch, classes], got ",
-                 features.shape().DebugString());
-    GS_CHECK_ARG(labels.rank() == 1 && labels.dim(0) == features.dim(0), name(),
-                 ": labels must be [batch] with batch = features.dim(0), got features ",
-                 features.shape().DebugString(), " and labels ", labels.shape().DebugString());
+    GS_RETURN_IF_ERROR(
+        Annotate(CheckSparseSoftmaxXentShapes(features.shape(), labels.shape()), name()));
     GS_CHECK_ARG(labels.dtype() == DType::kInt32 || labels.dtype() == DType::kInt64, name(),
                  ": labels must be int32 or int64, got ", DTypeName(labels.dtype()));
     const int64_t batch = features.dim(0), classes = features.dim(1);
