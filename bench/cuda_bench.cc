@@ -9,7 +9,9 @@
 //      b. through a whole Session (host feed in, host fetch out), a GPU
 //         session (SessionOptions::gpu) against a CPU one, at batch 1, 64 and
 //         1024; at 1024 also the session's time against its three GEMMs
-//         alone (cublasSgemm on the same shapes; goal: within 1.3x).
+//         alone (cublasSgemm on the same shapes; goal: within 1.3x);
+//      c. the GPU session with device graphs (CUDA Graphs, Note [Device
+//         graphs]) against the same session without, at each batch size.
 //   3. A training step (Adam) of fashion_mlp at batch 256 through Trainer,
 //      on the GPU against the CPU.
 // Prints one table; asserts nothing. Without a GPU it says so and exits 0.
@@ -152,7 +154,8 @@ void MatMulFloat32(CudaDevice& gpu, int iterations) {
   ResourceMgr resources;
   Op op{Value(Kernels().CreateKernel(*mm.node, kDeviceCuda)), {&a, &b}};
   auto sync = [&] { Check(gpu.Synchronize()); };
-  const double ours = Time(iterations, [&] { op.Run(&gpu, &resources); }, sync);
+  const double ours = Time(
+      iterations, [&] { op.Run(&gpu, &resources); }, sync);
   const float one = 1.f, zero = 0.f;
   // Note [Row-major products on cuBLAS] (matmul_ops.cc): operands swapped.
   const double direct = Time(
@@ -193,7 +196,8 @@ double MatMulBFloat16(int iterations) {
   Op op{Value(Kernels().CreateKernel(*mm.node, kDeviceCuda)), {&a, &b}};
   auto sync = [&] { Check(gpu.Synchronize()); };
   Tensor ours_out;
-  const double ours = Time(iterations, [&] { ours_out = op.Run(&gpu, &resources); }, sync);
+  const double ours = Time(
+      iterations, [&] { ours_out = op.Run(&gpu, &resources); }, sync);
 
   cublasHandle_t handle = nullptr;
   CheckCublas(cublasCreate(&handle), "cublasCreate");
@@ -202,11 +206,11 @@ double MatMulBFloat16(int iterations) {
   const double direct = Time(
       iterations,
       [&] {
-        CheckCublas(cublasGemmEx(handle, CUBLAS_OP_N, CUBLAS_OP_N, n, n, n, &one, b16.raw_data(),
-                                 CUDA_R_16BF, n, a16.raw_data(), CUDA_R_16BF, n, &zero,
-                                 c.raw_data(), CUDA_R_32F, n, CUBLAS_COMPUTE_32F,
-                                 CUBLAS_GEMM_DEFAULT),
-                    "cublasGemmEx");
+        CheckCublas(
+            cublasGemmEx(handle, CUBLAS_OP_N, CUBLAS_OP_N, n, n, n, &one, b16.raw_data(),
+                         CUDA_R_16BF, n, a16.raw_data(), CUDA_R_16BF, n, &zero, c.raw_data(),
+                         CUDA_R_32F, n, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
+            "cublasGemmEx");
       },
       sync);
   CheckCublas(cublasDestroy(handle), "cublasDestroy");
@@ -275,12 +279,13 @@ void MlpKernels(CudaDevice& gpu, Device& cpu, int64_t batch, int iterations) {
   for (const Tensor& p : host_params) gpu_params.push_back(Value(gpu.CopyFromHost(p)));
   Tensor host_x = RandomHost(Shape{batch, 784}, 7, 0.f, 1.f);
   Tensor gpu_x = Value(gpu.CopyFromHost(host_x));
-  const double t_gpu = Time(iterations, [&] { run(&gpu, gpu_kernels, gpu_params, gpu_x); },
-                            [&] { Check(gpu.Synchronize()); });
-  const double t_cpu = Time(std::max(1, iterations / 10),
-                            [&] { run(&cpu, cpu_kernels, host_params, host_x); }, [] {});
-  Row("MLP kernels batch " + std::to_string(batch) + " (samples/s, GPU/CPU)", kRate,
-      batch / t_gpu, batch / t_cpu, t_cpu / t_gpu);
+  const double t_gpu = Time(
+      iterations, [&] { run(&gpu, gpu_kernels, gpu_params, gpu_x); },
+      [&] { Check(gpu.Synchronize()); });
+  const double t_cpu = Time(
+      std::max(1, iterations / 10), [&] { run(&cpu, cpu_kernels, host_params, host_x); }, [] {});
+  Row("MLP kernels batch " + std::to_string(batch) + " (samples/s, GPU/CPU)", kRate, batch / t_gpu,
+      batch / t_cpu, t_cpu / t_gpu);
 }
 
 // The MLP as a session graph: Placeholder "x" [-1, 784], Const weights (the
@@ -302,12 +307,34 @@ std::unique_ptr<Session> MlpSession(const SessionOptions& options) {
 }
 
 // Seconds of one run of the session at `batch`; `allocator` holds the feed
-// (pinned memory for the GPU session, as the server's batches are).
-double SessionSeconds(Session& session, int64_t batch, Allocator* allocator, double seconds) {
+// (pinned memory for the GPU session, as the server's batches are). With
+// `options.use_device_graph`, the two runs that record the graph come first,
+// untimed, and every timed run must replay it.
+double SessionSeconds(Session& session, int64_t batch, Allocator* allocator, double seconds,
+                      const RunOptions& options = {}) {
   const FeedList feeds = {{"x", RandomHost(Shape{batch, 784}, 7, 0.f, 1.f, allocator)}};
   const std::vector<std::string> fetches = {"probabilities"};
   std::vector<Tensor> out;
-  return TimeFor(seconds, [&] { Check(session.Run(feeds, fetches, {}, &out), "Session::Run"); });
+  RunMetadata metadata;
+  auto run = [&] {
+    Check(session.Run(feeds, fetches, {}, &out, options, &metadata), "Session::Run");
+  };
+  if (options.use_device_graph) {
+    run();
+    run();
+    if (metadata.graph != RunMetadata::Graph::kCaptured) {
+      std::fprintf(stderr, "cuda_bench: no device graph at batch %lld: %s\n",
+                   static_cast<long long>(batch), metadata.graph_note.c_str());
+      std::exit(1);
+    }
+  }
+  const double t = TimeFor(seconds, run);
+  if (options.use_device_graph && metadata.graph != RunMetadata::Graph::kReplayed) {
+    std::fprintf(stderr, "cuda_bench: the device graph was not replayed: %s\n",
+                 metadata.graph_note.c_str());
+    std::exit(1);
+  }
+  return t;
 }
 
 // The three GEMMs of the MLP at `batch`, each timed alone with cublasSgemm on
@@ -323,10 +350,10 @@ double MlpGemmSeconds(CudaDevice& gpu, int64_t batch, int iterations) {
     total += Time(
         iterations,
         [&] {
-          CheckCublas(cublasSgemm(gpu.cublas(), CUBLAS_OP_N, CUBLAS_OP_N, n, m, k, &one,
-                                  b.data<float>(), n, a.data<float>(), k, &zero,
-                                  c.data<float>(), n),
-                      "cublasSgemm");
+          CheckCublas(
+              cublasSgemm(gpu.cublas(), CUBLAS_OP_N, CUBLAS_OP_N, n, m, k, &one, b.data<float>(), n,
+                          a.data<float>(), k, &zero, c.data<float>(), n),
+              "cublasSgemm");
         },
         [&] { Check(gpu.Synchronize()); });
   }
@@ -347,13 +374,25 @@ void MlpSessions(CudaDevice& gpu, int iterations, double seconds) {
   const double gemms = MlpGemmSeconds(gpu, 1024, iterations * 10);
   Row("MLP b1024 session / 3 Sgemms (us, goal<=1.3)", "%12.1f %12.1f %7.2f", gpu_1024 * 1e6,
       gemms * 1e6, gpu_1024 / gemms);
+  // The same GPU session with and without device graphs.
+  double graph_1024 = 0;
+  for (int64_t batch : {1, 64, 1024}) {
+    const double t_graph =
+        SessionSeconds(*on_gpu, batch, PinnedHostAllocator(), seconds, {.use_device_graph = true});
+    const double t_plain = SessionSeconds(*on_gpu, batch, PinnedHostAllocator(), seconds);
+    Row("MLP session batch " + std::to_string(batch) + " (samples/s, graph/plain)", kRate,
+        batch / t_graph, batch / t_plain, t_plain / t_graph);
+    if (batch == 1024) graph_1024 = t_graph;
+  }
+  Row("MLP b1024 graph / 3 Sgemms (us, goal<=1.3)", "%12.1f %12.1f %7.2f", graph_1024 * 1e6,
+      gemms * 1e6, graph_1024 / gemms);
 }
 
 // fashion_mlp training steps at batch 256 (Adam), GPU against CPU.
 void TrainFashionMlp(double seconds) {
   namespace fs = std::filesystem;
-  const std::string root = (fs::temp_directory_path() /
-                            ("gradserve-cuda-bench-" + std::to_string(::getpid()))).string();
+  const std::string root =
+      (fs::temp_directory_path() / ("gradserve-cuda-bench-" + std::to_string(::getpid()))).string();
   fs::remove_all(root);
   Check(WriteExampleModels(root), "WriteExampleModels");
   const std::string dir = root + "/fashion_mlp/1";
@@ -410,12 +449,11 @@ int main(int argc, char** argv) {
   for (int64_t batch : {1, 64, 1024}) MlpKernels(**gpu, *cpu, batch, iterations * 5);
   MlpSessions(**gpu, iterations, seconds);
   TrainFashionMlp(seconds);
-  std::printf("%-44s %s\n", "CUDA Graphs",
-              "not used by the executor: no with/without comparison yet");
-  std::printf("notes: ratio = ours/peer (throughput rows), GPU/CPU (samples, steps), "
-              "session/GEMMs (time row);\n"
-              "       bf16 ours includes rounding the fp32 operands; ours vs GemmEx max |diff| / "
-              "max |C| = %.2g\n",
-              bf16_error);
+  std::printf(
+      "notes: ratio = ours/peer (throughput rows), GPU/CPU (samples, steps), "
+      "graph/plain (device graphs), session/GEMMs (time rows);\n"
+      "       bf16 ours includes rounding the fp32 operands; ours vs GemmEx max |diff| / "
+      "max |C| = %.2g\n",
+      bf16_error);
   return 0;
 }

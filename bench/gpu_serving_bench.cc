@@ -2,14 +2,16 @@
 // scripts/gpu_check.sh):
 //
 //   An in-process server (ModelManager + GrpcServer on a loopback port) holds
-//   fashion_mlp (784-512-512-10) twice: "fashion_cpu" (instance_group
-//   KIND_CPU) and "fashion_gpu" (KIND_GPU, gpus [0]), both with
-//   max_batch_size 128 and dynamic batching (max_queue_delay 500 us). 128
-//   concurrent gRPC clients (a connection each) send batch-1 ModelInfer
-//   requests of random pixels to one model, then the other, for --seconds
-//   each (after a one-second warm-up). Reported per model: requests/s, p50
-//   and p99 latency, the mean batch the batcher formed; then the GPU/CPU
-//   throughput ratio (goal >= 20x).
+//   fashion_mlp (784-512-512-10) three times: "fashion_cpu" (instance_group
+//   KIND_CPU), "fashion_gpu" (KIND_GPU, gpus [0]) and "fashion_graphs" (the
+//   same with CUDA graphs: optimization.cuda.graphs for batch sizes 1, 2, 4,
+//   ..., 128), all with max_batch_size 128 and dynamic batching
+//   (max_queue_delay 500 us). 128 concurrent gRPC clients (a connection
+//   each) send batch-1 ModelInfer requests of random pixels to one model,
+//   then the next, for --seconds each (after a one-second warm-up). Reported
+//   per model: requests/s, p50 and p99 latency, the mean batch the batcher
+//   formed; then the GPU/CPU throughput ratio (goal >= 20x) and the
+//   with/without CUDA graphs ratio.
 //
 // Server and clients share this process and its cores. Prints a table;
 // asserts nothing. Without a GPU it says why and exits 0.
@@ -54,31 +56,40 @@ struct Options {
 
 void Check(const absl::Status& s, const char* what) { bench::ExitUnlessOk(kProgram, s, what); }
 
-// config.pbtxt of one copy of fashion_mlp with instance group `group`.
-std::string Config(const std::string& name, const std::string& group) {
+// config.pbtxt of one copy of fashion_mlp with instance group `group` and
+// the lines `extra`.
+std::string Config(const std::string& name, const std::string& group, const std::string& extra) {
   return absl::StrCat("name: \"", name, "\"\n", "platform: \"gradserve_savedmodel\"\n",
                       "max_batch_size: 128\n",
                       "dynamic_batching { max_queue_delay_microseconds: 500 }\n",
-                      "instance_group [{ ", group, " }]\n");
+                      "instance_group [{ ", group, " }]\n", extra);
 }
 
-// A temporary repository: fashion_cpu and fashion_gpu, each version 1 of
-// WriteExampleModels' fashion_mlp. Returns its path.
+constexpr char kGraphs[] =
+    "optimization { cuda { graphs: true graph_spec [ { batch_size: 1 }, { batch_size: 2 }, "
+    "{ batch_size: 4 }, { batch_size: 8 }, { batch_size: 16 }, { batch_size: 32 }, "
+    "{ batch_size: 64 }, { batch_size: 128 } ] } }\n";
+
+// A temporary repository: fashion_cpu, fashion_gpu and fashion_graphs, each
+// version 1 of WriteExampleModels' fashion_mlp. Returns its path.
 std::string MakeRepository() {
-  const std::string base = absl::StrCat(fs::temp_directory_path().string(),
-                                        "/gradserve-gpu-serving-bench-", ::getpid());
+  const std::string base =
+      absl::StrCat(fs::temp_directory_path().string(), "/gradserve-gpu-serving-bench-", ::getpid());
   const std::string examples = base + "-examples", repo = base;
   fs::remove_all(examples);
   fs::remove_all(repo);
   Check(WriteExampleModels(examples), "WriteExampleModels");
-  const std::pair<const char*, const char*> models[] = {
-      {"fashion_cpu", "kind: KIND_CPU"}, {"fashion_gpu", "kind: KIND_GPU, gpus: [0]"}};
-  for (const auto& [name, group] : models) {
+  const struct {
+    const char *name, *group, *extra;
+  } models[] = {{"fashion_cpu", "kind: KIND_CPU", ""},
+                {"fashion_gpu", "kind: KIND_GPU, gpus: [0]", ""},
+                {"fashion_graphs", "kind: KIND_GPU, gpus: [0]", kGraphs}};
+  for (const auto& [name, group, extra] : models) {
     fs::create_directories(absl::StrCat(repo, "/", name));
     fs::copy(examples + "/fashion_mlp/1", absl::StrCat(repo, "/", name, "/1"),
              fs::copy_options::recursive);
     Check(WriteFileAtomically(absl::StrCat(repo, "/", name, "/config.pbtxt"),
-                              Config(name, group)),
+                              Config(name, group, extra)),
           "writing config.pbtxt");
   }
   fs::remove_all(examples);
@@ -143,8 +154,7 @@ Result Load(const InProcessServer& server,
   r.latency = bench::Summarize(latencies, elapsed);
   if (r.latency.per_second == 0) return r;  // no call
   const uint64_t executions = executions1 - executions0;
-  r.mean_batch =
-      executions > 0 ? static_cast<double>(inferences1 - inferences0) / executions : 0;
+  r.mean_batch = executions > 0 ? static_cast<double>(inferences1 - inferences0) / executions : 0;
   return r;
 }
 
@@ -157,21 +167,26 @@ void Run(const Options& o) {
       stubs.push_back(
           inference::GRPCInferenceService::NewStub(bench::ClientChannel(server.address, c)));
     }
-    std::printf("%d clients, batch-1 ModelInfer over loopback gRPC, %.1f s per model\n",
-                o.clients, o.seconds);
+    std::printf("%d clients, batch-1 ModelInfer over loopback gRPC, %.1f s per model\n", o.clients,
+                o.seconds);
     std::printf("%-12s %12s %10s %10s %10s\n", "model", "requests/s", "p50 us", "p99 us",
                 "mean batch");
-    Result results[2];
-    const char* models[2] = {"fashion_cpu", "fashion_gpu"};
-    for (int i = 0; i < 2; ++i) {
+    Result results[3];
+    const char* models[3] = {"fashion_cpu", "fashion_gpu", "fashion_graphs"};
+    for (int i = 0; i < 3; ++i) {
       Load(server, stubs, models[i], 1.0);  // warm-up: connections, batch shapes
       results[i] = Load(server, stubs, models[i], o.seconds);
       const Result& r = results[i];
       std::printf("%-12s %12.0f %10.0f %10.0f %10.1f\n", models[i], r.latency.per_second,
                   r.latency.p50_us, r.latency.p99_us, r.mean_batch);
     }
-    const double cpu = results[0].latency.per_second, gpu = results[1].latency.per_second;
+    const double cpu = results[0].latency.per_second, gpu = results[1].latency.per_second,
+                 graphs = results[2].latency.per_second;
     std::printf("%-12s %12.2f   (goal >= 20)\n", "GPU/CPU", cpu > 0 ? gpu / cpu : 0);
+    std::printf("%-12s %12.2f   (best GPU: %s)\n", "best GPU/CPU",
+                cpu > 0 ? std::max(gpu, graphs) / cpu : 0,
+                graphs > gpu ? "with CUDA graphs" : "without");
+    std::printf("%-12s %12.2f\n", "graphs/plain", gpu > 0 ? graphs / gpu : 0);
   }
   fs::remove_all(repo);
 }

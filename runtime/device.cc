@@ -26,13 +26,21 @@ CpuDevice::CpuDevice(std::string name, int threads)
 
 CpuDevice::~CpuDevice() = default;
 
+absl::Status Device::BeginGraphCapture() {
+  return absl::UnimplementedError(absl::StrCat(name(), " has no device graphs"));
+}
+
+absl::StatusOr<std::unique_ptr<DeviceGraph>> Device::EndGraphCapture() {
+  return absl::UnimplementedError(absl::StrCat(name(), " has no device graphs"));
+}
+
 absl::StatusOr<MatMulPrecision> ParseMatMulPrecision(absl::string_view name) {
   if (name == "float32") return MatMulPrecision::kFloat32;
   if (name == "tf32") return MatMulPrecision::kTf32;
   if (name == "bfloat16") return MatMulPrecision::kBFloat16;
   if (name == "float16") return MatMulPrecision::kFloat16;
-  return absl::InvalidArgumentError(absl::StrCat("unknown matmul precision '", name,
-                                                 "' (float32, tf32, bfloat16 or float16)"));
+  return absl::InvalidArgumentError(
+      absl::StrCat("unknown matmul precision '", name, "' (float32, tf32, bfloat16 or float16)"));
 }
 
 }  // namespace gradserve

@@ -7,8 +7,8 @@
 // Thread safety: every method may be called concurrently.
 #pragma once
 
-#include <memory>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -17,8 +17,16 @@
 #include "graph/tensor.h"
 #include "unsupported/Eigen/CXX11/Tensor"
 
-
 namespace gradserve {
+
+// A recording of a device's work (a CUDA graph), replayed as one launch
+// (Note [Device graphs], runtime/executor.h).
+class DeviceGraph {
+ public:
+  virtual ~DeviceGraph() = default;
+  // Queues the recorded work on the device's stream and waits until it has run.
+  virtual absl::Status Replay() = 0;
+};
 
 // Kernel registry key: the kind of device.
 inline constexpr absl::string_view kDeviceCpu = "CPU";
@@ -45,6 +53,27 @@ class Device {
   // Makes this device current on the calling thread before its kernels run
   // (a GPU: cudaSetDevice). The executor calls it; CPU: nothing to do.
   virtual absl::Status Activate() const { return absl::OkStatus(); }
+  // Host memory this device copies from and to fastest (a GPU: pinned).
+  virtual Allocator* host_staging_allocator() { return HostAllocator(); }
+
+  // Device graphs (Note [Device graphs], runtime/executor.h). Between
+  // BeginGraphCapture and EndGraphCapture on one thread, the work that thread
+  // queues on this device is recorded into a graph instead of running, and the
+  // device memory it allocates and frees there belongs to the graph. One
+  // capture per device at a time (BeginGraphCapture waits for another to
+  // end); other threads' work runs as usual meanwhile. A CPU has none.
+  virtual bool SupportsGraphs() const { return false; }
+  // Unimplemented on a device without graphs; Internal for a driver failure.
+  // After success, EndGraphCapture must be called on the same thread.
+  virtual absl::Status BeginGraphCapture();
+  // The recording, or why it cannot be replayed (FailedPrecondition: work
+  // that cannot be recorded, device memory allocated in the capture and still
+  // in use after it, or memory the capture freed that it did not allocate).
+  virtual absl::StatusOr<std::unique_ptr<DeviceGraph>> EndGraphCapture();
+  // True while the calling thread captures on this device. Kernels must not
+  // make state that outlives the run then (copy a constant or a variable to
+  // the device), and fail with FailedPrecondition instead.
+  virtual bool Capturing() const { return false; }
 
  protected:
   Device(std::string name, absl::string_view type) : name_(std::move(name)), type_(type) {}

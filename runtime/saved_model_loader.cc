@@ -133,7 +133,7 @@ absl::StatusOr<std::map<std::string, Tensor>> RunSignature(
 absl::StatusOr<std::map<std::string, Tensor>> RunSignatureDef(
     Session& session, const SignatureDef& signature, const std::string& key,
     const std::map<std::string, Tensor>& inputs, const std::vector<std::string>& output_keys,
-    const std::vector<std::string>& targets) {
+    const std::vector<std::string>& targets, const RunOptions& options, RunMetadata* metadata) {
   const SignatureDef* sig = &signature;
   // Feeds in sorted key order, so equal requests reuse one cached executor.
   FeedList feeds;
@@ -164,7 +164,7 @@ absl::StatusOr<std::map<std::string, Tensor>> RunSignatureDef(
     fetches.push_back(it->second.name());
   }
   std::vector<Tensor> values;
-  GS_RETURN_IF_ERROR(session.Run(feeds, fetches, targets, &values));
+  GS_RETURN_IF_ERROR(session.Run(feeds, fetches, targets, &values, options, metadata));
   std::map<std::string, Tensor> out;
   for (size_t i = 0; i < keys.size(); ++i) out[keys[i]] = std::move(values[i]);
   return out;
@@ -189,7 +189,8 @@ absl::Status SaveSavedModel(const std::string& dir, const Graph& graph,
 
 absl::Status SaveSessionState(const std::string& dir, const SavedModel& meta, Session& session,
                               const std::vector<std::string>& state_variables, int64_t step) {
-  auto read_all = [&](const auto& names) -> absl::StatusOr<std::vector<std::pair<std::string, Tensor>>> {
+  auto read_all =
+      [&](const auto& names) -> absl::StatusOr<std::vector<std::pair<std::string, Tensor>>> {
     std::vector<std::pair<std::string, Tensor>> values;
     for (const std::string& name : names) {
       GS_ASSIGN_OR_RETURN(Tensor value, ReadVariable(session, name));

@@ -71,11 +71,13 @@ absl::StatusOr<std::map<std::string, Tensor>> RunSignature(
     const SavedModelBundle& bundle, const std::string& key,
     const std::map<std::string, Tensor>& inputs, const std::vector<std::string>& output_keys = {},
     const std::vector<std::string>& targets = {});
-// The same for a signature the bundle does not hold (`key` names it in errors).
+// The same for a signature the bundle does not hold (`key` names it in errors),
+// with the session's run options (device graphs) and metadata (may be null).
 absl::StatusOr<std::map<std::string, Tensor>> RunSignatureDef(
     Session& session, const SignatureDef& signature, const std::string& key,
     const std::map<std::string, Tensor>& inputs, const std::vector<std::string>& output_keys = {},
-    const std::vector<std::string>& targets = {});
+    const std::vector<std::string>& targets = {}, const RunOptions& options = {},
+    RunMetadata* metadata = nullptr);
 
 // Writes a saved model of `graph` (normally session.graph()) with `signatures`
 // and the current values of all its VarHandleOp variables read from `session`

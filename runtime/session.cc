@@ -58,9 +58,9 @@ absl::StatusOr<std::shared_ptr<const Executor>> Session::GetExecutor(
     for (const auto& [name, t] : feeds) sig.feeds.push_back(name);
     GS_ASSIGN_OR_RETURN(ExecutionPlan plan, BuildExecutionPlan(*graph_, devices_, sig));
     if (on_placement_) on_placement_(sig, plan);
-    GS_ASSIGN_OR_RETURN(std::unique_ptr<Executor> executor,
-                        Executor::Create(plan, {.inter_op_pool = inter_op_pool_.get(),
-                                                .resources = &resources_}));
+    GS_ASSIGN_OR_RETURN(
+        std::unique_ptr<Executor> executor,
+        Executor::Create(plan, {.inter_op_pool = inter_op_pool_.get(), .resources = &resources_}));
     absl::MutexLock lock(&mu_);
     // Another thread may have built the same one meanwhile; keep the first.
     auto [it, inserted] = executors_.try_emplace(
@@ -76,30 +76,48 @@ absl::StatusOr<std::shared_ptr<const Executor>> Session::GetExecutor(
                                                      t.device(), "; feeds are host tensors"));
     }
     if (t.dtype() != out.node->output_type(out.index)) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "feed '", feeds[i].first, "' is ", DTypeName(t.dtype()), " but the graph expects ",
-          DTypeName(out.node->output_type(out.index))));
+      return absl::InvalidArgumentError(
+          absl::StrCat("feed '", feeds[i].first, "' is ", DTypeName(t.dtype()),
+                       " but the graph expects ", DTypeName(out.node->output_type(out.index))));
     }
     const Shape& want = out.node->output_shape(out.index);
     if (!want.IsCompatibleWith(t.shape())) {
-      return absl::InvalidArgumentError(absl::StrCat("feed '", feeds[i].first, "' has shape ",
-                                                     t.shape().DebugString(),
-                                                     " but the graph expects ",
-                                                     want.DebugString()));
+      return absl::InvalidArgumentError(
+          absl::StrCat("feed '", feeds[i].first, "' has shape ", t.shape().DebugString(),
+                       " but the graph expects ", want.DebugString()));
     }
   }
   return cached->executor;
 }
 
 absl::Status Session::Run(const FeedList& feeds, const std::vector<std::string>& fetches,
-                          const std::vector<std::string>& targets,
-                          std::vector<Tensor>* outputs) {
+                          const std::vector<std::string>& targets, std::vector<Tensor>* outputs) {
+  return Run(feeds, fetches, targets, outputs, RunOptions{}, nullptr);
+}
+
+absl::Status Session::Run(const FeedList& feeds, const std::vector<std::string>& fetches,
+                          const std::vector<std::string>& targets, std::vector<Tensor>* outputs,
+                          const RunOptions& options, RunMetadata* metadata) {
   GS_ASSIGN_OR_RETURN(std::shared_ptr<const Executor> executor,
                       GetExecutor(feeds, fetches, targets));
   std::vector<Tensor> feed_values;
   feed_values.reserve(feeds.size());
   for (const auto& [name, t] : feeds) feed_values.push_back(t);
-  return executor->Run(feed_values, outputs);
+  return executor->Run(feed_values, outputs, options, metadata);
+}
+
+DeviceGraphStats Session::device_graph_stats() const {
+  DeviceGraphStats total;
+  absl::ReaderMutexLock lock(&mu_);
+  for (const auto& [key, cached] : executors_) {
+    const DeviceGraphStats s = cached.executor->device_graph_stats();
+    total.graphs += s.graphs;
+    total.captures += s.captures;
+    total.capture_failures += s.capture_failures;
+    total.replays += s.replays;
+    if (!s.last_failure.empty()) total.last_failure = s.last_failure;
+  }
+  return total;
 }
 
 }  // namespace gradserve

@@ -56,6 +56,13 @@ class Session {
   // prefixed with its node's name.
   absl::Status Run(const FeedList& feeds, const std::vector<std::string>& fetches,
                    const std::vector<std::string>& targets, std::vector<Tensor>* outputs);
+  // The same, as a device graph when options ask for one (Note [Device
+  // graphs], runtime/executor.h); `metadata` (may be null) says what happened.
+  absl::Status Run(const FeedList& feeds, const std::vector<std::string>& fetches,
+                   const std::vector<std::string>& targets, std::vector<Tensor>* outputs,
+                   const RunOptions& options, RunMetadata* metadata);
+  // The device graphs of all this session's executors.
+  DeviceGraphStats device_graph_stats() const ABSL_LOCKS_EXCLUDED(mu_);
 
   const Graph& graph() const { return *graph_; }
   ResourceMgr& resources() { return resources_; }
@@ -77,7 +84,7 @@ class Session {
     std::shared_ptr<const Executor> executor;
     std::vector<NodeOut> feeds;  // for validating feed dtypes and shapes
   };
-  absl::Mutex mu_;
+  mutable absl::Mutex mu_;
   // node_hash_map: entries keep their address (read after the lock is released).
   absl::node_hash_map<std::string, CachedExecutor> executors_ ABSL_GUARDED_BY(mu_);
 };

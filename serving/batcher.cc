@@ -65,6 +65,20 @@ std::string RequestOutcome(const absl::Status& status) {
   return absl::AsciiStrToLower(absl::StatusCodeToString(status.code()));
 }
 
+TensorMap PadBatch(const TensorMap& inputs, int64_t rows, Allocator* allocator) {
+  TensorMap out;
+  for (const auto& [name, t] : inputs) {
+    std::vector<int64_t> dims(t.shape().dims().begin(), t.shape().dims().end());
+    dims[0] = rows;
+    Tensor padded = NewTensor(allocator, t.dtype(), Shape(dims));
+    char* dst = static_cast<char*>(padded.raw_data());
+    std::memcpy(dst, t.raw_data(), t.bytes());
+    std::memset(dst + t.bytes(), 0, padded.bytes() - t.bytes());
+    out.emplace(name, std::move(padded));
+  }
+  return out;
+}
+
 absl::StatusOr<std::unique_ptr<DynamicBatcher>> DynamicBatcher::Create(
     const BatcherOptions& options, BatchRunFn run) {
   GS_CHECK_ARG(options.max_batch_size >= 0, "max_batch_size must be >= 0, got ",

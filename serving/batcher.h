@@ -64,9 +64,16 @@ using TensorMap = std::map<std::string, Tensor>;
 // code in lower case ("invalid_argument", "resource_exhausted", ...).
 std::string RequestOutcome(const absl::Status& status);
 
+// A batch (`inputs`, each of rank >= 1 with at most `rows` rows) grown to
+// `rows` rows along dimension 0: each input's rows, then zero bytes, copied
+// whatever the dtype, in `allocator`'s memory (nullptr: host memory). For
+// device graphs recorded at fixed batch sizes (Note [Graph batch sizes],
+// serving/servable.h).
+TensorMap PadBatch(const TensorMap& inputs, int64_t rows, Allocator* allocator);
+
 // What one batch run produced for one task.
 struct TaskResult {
-  TensorMap outputs;  // the task's own rows
+  TensorMap outputs;       // the task's own rows
   int64_t batch_size = 0;  // rows in the batch it ran in (1 without batching)
   int64_t generation = 0;  // the weights generation the batch ran against
   absl::Duration queue_time, compute_time;
@@ -90,8 +97,8 @@ struct BatchOutput {
   TensorMap outputs;
   int64_t generation = 0;
 };
-using BatchRunFn = std::function<absl::StatusOr<BatchOutput>(const TensorMap& inputs,
-                                                             const std::vector<std::string>& outputs)>;
+using BatchRunFn = std::function<absl::StatusOr<BatchOutput>(
+    const TensorMap& inputs, const std::vector<std::string>& outputs)>;
 
 class DynamicBatcher {
  public:

@@ -39,13 +39,14 @@ absl::Status CheckDims(const std::string& what, const std::string& name,
   std::vector<int64_t> want(sig.dims().begin(), sig.dims().end());
   if (batching) {
     GS_CHECK_ARG(!want.empty() && want[0] == -1, what, " '", name, "' has shape ",
-                 sig.DebugString(), " in the saved model: its first dimension is not -1, so the "
+                 sig.DebugString(),
+                 " in the saved model: its first dimension is not -1, so the "
                  "model cannot batch; set max_batch_size: 0");
     want.erase(want.begin());
   }
   GS_CHECK_ARG(dims.size() == static_cast<int>(want.size()), what, " '", name, "' has dims ",
-               DimsString(dims), " in config.pbtxt but ", DimsString(want),
-               " in the saved model", batching ? " (batch dimension excluded)" : "");
+               DimsString(dims), " in config.pbtxt but ", DimsString(want), " in the saved model",
+               batching ? " (batch dimension excluded)" : "");
   for (int i = 0; i < dims.size(); ++i) {
     GS_CHECK_ARG(dims[i] == want[i] || want[i] == -1, what, " '", name, "' has dims ",
                  DimsString(dims), " in config.pbtxt but ", DimsString(want),
@@ -66,10 +67,10 @@ absl::Status CompleteTensors(const char* what,
                  "' in config.pbtxt is not in the saved model's serving signature");
     const DType dtype = static_cast<DType>(it->second.dtype());
     GS_CHECK_ARG(ConfigDataType(dtype) == t.data_type(), what, " '", t.name(), "' is ",
-                 inference::DataType_Name(t.data_type()), " in config.pbtxt but ",
-                 DTypeName(dtype), " in the saved model");
-    GS_RETURN_IF_ERROR(CheckDims(what, t.name(), t.dims(),
-                                 Shape::FromProto(it->second.tensor_shape()), batching));
+                 inference::DataType_Name(t.data_type()), " in config.pbtxt but ", DTypeName(dtype),
+                 " in the saved model");
+    GS_RETURN_IF_ERROR(
+        CheckDims(what, t.name(), t.dims(), Shape::FromProto(it->second.tensor_shape()), batching));
     seen.insert(t.name());
   }
   // Sorted by name, so metadata lists tensors in a stable order.
@@ -83,14 +84,34 @@ absl::Status CompleteTensors(const char* what,
     auto* t = listed->Add();
     t->set_name(key);
     t->set_data_type(ConfigDataType(dtype));
-    const Shape shape = info->has_tensor_shape() ? Shape::FromProto(info->tensor_shape())
-                                                 : Shape::UnknownRank();
+    const Shape shape =
+        info->has_tensor_shape() ? Shape::FromProto(info->tensor_shape()) : Shape::UnknownRank();
     GS_CHECK_ARG(!shape.unknown_rank(), what, " '", key,
                  "' has no known rank in the saved model; list its dims in config.pbtxt");
     google::protobuf::RepeatedField<int64_t> dims(shape.dims().begin(), shape.dims().end());
     if (batching) dims.erase(dims.begin(), dims.begin() + std::min(1, dims.size()));
     GS_RETURN_IF_ERROR(CheckDims(what, key, dims, shape, batching));
     *t->mutable_dims() = dims;
+  }
+  return absl::OkStatus();
+}
+
+// optimization: gradserve implements cuda.graphs and graph_spec's batch_size.
+absl::Status ValidateOptimization(const inference::ModelConfig& c) {
+  const auto& cuda = c.optimization().cuda();
+  GS_CHECK_ARG(cuda.graphs() || cuda.graph_spec().empty(),
+               "optimization.cuda.graph_spec is set but optimization.cuda.graphs is not true; "
+               "set graphs: true to record CUDA graphs, or remove graph_spec");
+  for (const auto& spec : cuda.graph_spec()) {
+    const int32_t b = spec.batch_size();
+    if (c.max_batch_size() > 0) {
+      GS_CHECK_ARG(b >= 1 && b <= c.max_batch_size(), "optimization.cuda.graph_spec batch_size ", b,
+                   " is outside [1, max_batch_size = ", c.max_batch_size(), "]");
+    } else {
+      // Triton writes 0 for a model without batching; 1 says the same.
+      GS_CHECK_ARG(b == 0 || b == 1, "optimization.cuda.graph_spec batch_size ", b,
+                   " must be 0 or 1: with max_batch_size 0 the model is not batched");
+    }
   }
   return absl::OkStatus();
 }
@@ -139,10 +160,12 @@ absl::Status ValidateModelConfig(const inference::ModelConfig& c, absl::string_v
   }
   for (const auto& g : c.instance_group()) {
     GS_CHECK_ARG(g.count() >= 1, "instance_group count must be >= 1, got ", g.count());
-    for (int32_t gpu : g.gpus()) GS_CHECK_ARG(gpu >= 0, "instance_group gpus must be >= 0, got ", gpu);
+    for (int32_t gpu : g.gpus())
+      GS_CHECK_ARG(gpu >= 0, "instance_group gpus must be >= 0, got ", gpu);
     GS_CHECK_ARG(g.kind() != inference::ModelInstanceGroup::KIND_MODEL,
                  "instance_group kind KIND_MODEL is not supported");
   }
+  GS_RETURN_IF_ERROR(ValidateOptimization(c));
   std::set<std::string> names;
   for (const auto& in : c.input()) {
     GS_CHECK_ARG(names.insert(in.name()).second, "input '", in.name(), "' is listed twice");
@@ -170,9 +193,10 @@ absl::StatusOr<std::optional<GpuOptions>> ModelDevice(const inference::ModelConf
   // No groups: one KIND_AUTO group (ReadModelConfig adds it; callers may not).
   if (c.instance_group_size() == 0) (server.has_value() ? gpu : cpu) = true;
   if (cpu && gpu) {
-    return absl::UnimplementedError(absl::StrCat(
-        "model '", c.name(), "' has instance groups on the CPU and on a GPU; a model version "
-        "runs on one device: make every group KIND_CPU or every group KIND_GPU"));
+    return absl::UnimplementedError(
+        absl::StrCat("model '", c.name(),
+                     "' has instance groups on the CPU and on a GPU; a model version "
+                     "runs on one device: make every group KIND_CPU or every group KIND_GPU"));
   }
   if (!gpu) return std::nullopt;
   if (gpus.size() > 1) {
@@ -185,13 +209,13 @@ absl::StatusOr<std::optional<GpuOptions>> ModelDevice(const inference::ModelConf
   const int count = GpuCount();
   if (count == 0) {
     return absl::FailedPreconditionError(absl::StrCat(
-        "model '", c.name(), "' asks for a GPU (instance_group KIND_GPU), but there is none: ",
-        GpuUnavailableReason()));
+        "model '", c.name(),
+        "' asks for a GPU (instance_group KIND_GPU), but there is none: ", GpuUnavailableReason()));
   }
   if (options.ordinal >= count) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "model '", c.name(), "' asks for GPU ", options.ordinal, ", but this machine has ", count,
-        " (cuda:0 to cuda:", count - 1, ")"));
+    return absl::FailedPreconditionError(absl::StrCat("model '", c.name(), "' asks for GPU ",
+                                                      options.ordinal, ", but this machine has ",
+                                                      count, " (cuda:0 to cuda:", count - 1, ")"));
   }
   return options;
 }
@@ -201,6 +225,21 @@ absl::Status CompleteModelConfig(const SignatureDef& signature, inference::Model
   GS_RETURN_IF_ERROR(
       CompleteTensors("input", signature.inputs(), batching, config->mutable_input()));
   return CompleteTensors("output", signature.outputs(), batching, config->mutable_output());
+}
+
+std::vector<int64_t> DeviceGraphBatchSizes(const inference::ModelConfig& c) {
+  const auto& cuda = c.optimization().cuda();
+  if (!cuda.graphs()) return {};
+  std::vector<int64_t> sizes;
+  for (const auto& spec : cuda.graph_spec()) sizes.push_back(std::max(spec.batch_size(), 1));
+  if (sizes.empty()) {
+    const auto& preferred = c.dynamic_batching().preferred_batch_size();
+    sizes.assign(preferred.begin(), preferred.end());
+  }
+  if (sizes.empty()) sizes.push_back(std::max(c.max_batch_size(), 1));
+  std::sort(sizes.begin(), sizes.end());
+  sizes.erase(std::unique(sizes.begin(), sizes.end()), sizes.end());
+  return sizes;
 }
 
 BatcherOptions BatcherOptionsFor(const inference::ModelConfig& c) {
@@ -233,8 +272,7 @@ std::vector<int64_t> VersionFolders(const std::string& model_dir) {
   std::error_code ec;
   for (const auto& entry : std::filesystem::directory_iterator(model_dir, ec)) {
     int64_t v = 0;
-    if (entry.is_directory(ec) && absl::SimpleAtoi(entry.path().filename().string(), &v) &&
-        v > 0) {
+    if (entry.is_directory(ec) && absl::SimpleAtoi(entry.path().filename().string(), &v) && v > 0) {
       versions.push_back(v);
     }
   }

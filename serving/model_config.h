@@ -40,9 +40,18 @@ std::vector<int64_t> VersionFolders(const std::string& model_dir);
 // or gradserve_savedmodel, max_batch_size >= 0, preferred batch sizes within
 // [1, max_batch_size], dynamic batching only with max_batch_size > 0, instance
 // counts >= 1, GPU numbers >= 0, no KIND_MODEL instances, unique input/output
-// names with supported data types.
+// names with supported data types, and optimization.cuda.graph_spec only with
+// graphs: true and batch sizes within [1, max_batch_size] (0 or 1
+// without batching, as Triton). Each error names the field.
 absl::Status ValidateModelConfig(const inference::ModelConfig& config,
                                  absl::string_view model_name);
+
+// The batch sizes a version on a GPU records device graphs for
+// (optimization.cuda; Note [Graph batch sizes], serving/servable.h): none
+// unless cuda.graphs is true; else graph_spec's batch sizes, or without any
+// dynamic_batching's preferred_batch_size, or else max_batch_size (1 without
+// batching). Ascending, without duplicates. `config` must be valid.
+std::vector<int64_t> DeviceGraphBatchSizes(const inference::ModelConfig& config);
 
 // The device a model version runs on (Triton's instance_group): nullopt for
 // the CPU, else the GPU. KIND_CPU groups run on the CPU; KIND_GPU groups on

@@ -1,5 +1,6 @@
 #include "serving/servable.h"
 
+#include <algorithm>
 #include <map>
 #include <random>
 #include <set>
@@ -48,8 +49,7 @@ Tensor RandomTensor(DType dtype, const Shape& shape, std::mt19937& rng) {
 
 // "model 'm' version 1 (fetching x:0, y:0): 12 nodes on cuda:0, 3 on cpu:0
 // without a CUDA kernel (Pack (int32) x2, Shape x1), 4 copies".
-std::string PlacementLine(const std::string& model, int64_t version,
-                          const struct RunSignature& sig,
+std::string PlacementLine(const std::string& model, int64_t version, const struct RunSignature& sig,
                           const gradserve::ExecutionPlan& plan) {
   std::map<std::string, int> per_device;
   for (const Device* d : plan.devices) ++per_device[d->name()];
@@ -61,26 +61,41 @@ std::string PlacementLine(const std::string& model, int64_t version,
       sig.targets.empty() ? "" : absl::StrCat("; running ", absl::StrJoin(sig.targets, ", ")),
       "): ", absl::StrJoin(parts, ", "));
   if (!plan.fallbacks.empty()) {
-    absl::StrAppend(&line, "; on the CPU for want of a CUDA kernel: ",
-                    absl::StrJoin(plan.fallbacks, ", "));
+    absl::StrAppend(
+        &line, "; on the CPU for want of a CUDA kernel: ", absl::StrJoin(plan.fallbacks, ", "));
   }
   absl::StrAppend(&line, "; ", plan.copies.size(), " copies between host and device");
   return line;
 }
 
+// "model 'm' version 1: CUDA graphs recorded for batch sizes 1, 8; not
+// recorded, so run without a graph: batch size 32 (why)".
+std::string GraphsLine(const std::string& model, int64_t version,
+                       const std::vector<int64_t>& recorded,
+                       const std::vector<std::string>& failed) {
+  std::string line = absl::StrCat("model '", model, "' version ", version, ": ");
+  if (recorded.empty()) {
+    absl::StrAppend(&line, "no CUDA graphs recorded");
+  } else {
+    absl::StrAppend(&line, "CUDA graphs recorded for batch sizes ", absl::StrJoin(recorded, ", "));
+  }
+  if (!failed.empty()) {
+    absl::StrAppend(&line, "; not recorded, so run without a graph: ", absl::StrJoin(failed, "; "));
+  }
+  return line;
+}
+
 }  // namespace
 
-absl::StatusOr<std::shared_ptr<Servable>> Servable::Load(const std::string& model_dir,
-                                                         int64_t version,
-                                                         inference::ModelConfig config,
-                                                         const SessionOptions& session_options,
-                                                         InferObserver observer,
-                                                         TrainingOptions training) {
+absl::StatusOr<std::shared_ptr<Servable>> Servable::Load(
+    const std::string& model_dir, int64_t version, inference::ModelConfig config,
+    const SessionOptions& session_options, InferObserver observer, TrainingOptions training) {
   const std::string dir = absl::StrCat(model_dir, "/", version);
   std::shared_ptr<Servable> s(new Servable());
   s->version_ = version;
   s->model_dir_ = model_dir;
   s->observer_ = std::move(observer);
+  s->log_ = training.observer.log;
   const std::string model = config.name();
   SessionOptions session = session_options;
   GS_ASSIGN_OR_RETURN(session.gpu, ModelDevice(config, session_options.gpu));
@@ -93,9 +108,9 @@ absl::StatusOr<std::shared_ptr<Servable>> Servable::Load(const std::string& mode
   }
   std::unique_ptr<Trainer> trainer;
   if (config.training().enabled()) {
-    GS_RETURN_IF_ERROR(Annotate(
-        CompleteTrainingConfig(config.max_batch_size(), config.mutable_training()),
-        absl::StrCat(model_dir, "/config.pbtxt")));
+    GS_RETURN_IF_ERROR(
+        Annotate(CompleteTrainingConfig(config.max_batch_size(), config.mutable_training()),
+                 absl::StrCat(model_dir, "/config.pbtxt")));
     absl::StatusOr<std::unique_ptr<Trainer>> loaded =
         Trainer::Load(dir, OptimizerConfigFor(config.training()), session);
     if (loaded.ok()) {
@@ -134,17 +149,25 @@ absl::StatusOr<std::shared_ptr<Servable>> Servable::Load(const std::string& mode
     GS_ASSIGN_OR_RETURN(s->online_,
                         OnlineTrainer::Create(std::move(trainer), &s->weights_, std::move(o)));
   }
+  // Note [Graph batch sizes].
+  std::vector<int64_t> graph_sizes = DeviceGraphBatchSizes(s->config_);
+  if (session.gpu.has_value()) {
+    s->graph_batch_sizes_ = std::move(graph_sizes);
+  } else if (!graph_sizes.empty() && s->log_) {
+    s->log_(absl::StrCat("model '", model, "' version ", version,
+                         ": optimization.cuda.graphs has no effect on the CPU; batches run "
+                         "without CUDA graphs"));
+  }
   Servable* raw = s.get();
   BatcherOptions batching = BatcherOptionsFor(s->config_);
   // On a GPU, batches are assembled in pinned memory, so their copy to the
   // device is an asynchronous DMA (a pageable source waits for the stream).
   if (session.gpu.has_value()) batching.batch_allocator = GpuStagingAllocator();
-  GS_ASSIGN_OR_RETURN(s->batcher_,
-                      DynamicBatcher::Create(batching,
-                                             [raw](const TensorMap& in,
-                                                   const std::vector<std::string>& out) {
-                                               return raw->RunBatch(in, out);
-                                             }));
+  GS_ASSIGN_OR_RETURN(
+      s->batcher_, DynamicBatcher::Create(
+                       batching, [raw](const TensorMap& in, const std::vector<std::string>& out) {
+                         return raw->RunBatch(in, out);
+                       }));
   return s;
 }
 
@@ -165,27 +188,43 @@ void Servable::Train(TrainRequest request, TrainCallback done) {
   online_->Train(std::move(request), std::move(done));
 }
 
+int64_t Servable::GraphBatchSize(int64_t rows) const {
+  auto it = std::lower_bound(graph_batch_sizes_.begin(), graph_batch_sizes_.end(), rows);
+  return it == graph_batch_sizes_.end() ? 0 : *it;
+}
+
 absl::StatusOr<BatchOutput> Servable::RunBatch(const TensorMap& inputs,
                                                const std::vector<std::string>& outputs,
-                                               bool warm_up) {
+                                               bool warm_up, RunMetadata* metadata) {
+  int64_t rows = 1;
+  if (config_.max_batch_size() > 0 && !inputs.empty() && inputs.begin()->second.rank() > 0) {
+    rows = inputs.begin()->second.dim(0);
+  }
+  // Note [Graph batch sizes]: padded to the graph's size, cut back below.
+  const int64_t graph_rows = GraphBatchSize(rows);
+  const bool pad = graph_rows > rows;
+  const TensorMap padded =
+      pad ? PadBatch(inputs, graph_rows, batcher_->options().batch_allocator) : TensorMap();
+  const RunOptions options{.use_device_graph = graph_rows > 0};
   BatchOutput out;
   absl::StatusOr<std::map<std::string, Tensor>> values;
   {
     // Note [Weights generations]: one generation for the whole run.
     absl::ReaderMutexLock lock(&weights_.mu);
     out.generation = weights_.generation.load();
-    values = RunSignatureDef(*active_->session, *signature_, kServingSignatureKey, inputs, outputs);
+    values = RunSignatureDef(*active_->session, *signature_, kServingSignatureKey,
+                             pad ? padded : inputs, outputs, /*targets=*/{}, options, metadata);
   }
   GS_RETURN_IF_ERROR(values.status());
-  out.outputs = TensorMap(std::make_move_iterator(values->begin()),
-                          std::make_move_iterator(values->end()));
-  ++stats_.execution_count;
-  int64_t rows = 1;
-  if (config_.max_batch_size() > 0 && !inputs.empty() && inputs.begin()->second.rank() > 0) {
-    rows = inputs.begin()->second.dim(0);
+  for (auto& [key, value] : *values) {
+    if (pad && value.rank() > 0 && value.dim(0) == graph_rows) value = value.Slice(0, rows);
+    out.outputs.emplace(key, std::move(value));
   }
-  stats_.inference_count += rows;
-  if (observer_.on_batch && !warm_up) observer_.on_batch(name(), version_, rows);
+  if (!warm_up) {
+    ++stats_.execution_count;
+    stats_.inference_count += rows;
+    if (observer_.on_batch) observer_.on_batch(name(), version_, rows);
+  }
   return out;
 }
 
@@ -217,8 +256,8 @@ absl::Status Servable::Validate(const InferRequest& r, BatchTask* task) const {
     task->inputs.emplace(name, t);
   }
   for (const auto& in : config_.input()) {
-    GS_CHECK_ARG(in.optional() || task->inputs.contains(in.name()), "missing input '",
-                 in.name(), "' for model '", this->name(), "'");
+    GS_CHECK_ARG(in.optional() || task->inputs.contains(in.name()), "missing input '", in.name(),
+                 "' for model '", this->name(), "'");
   }
   if (r.requested_outputs.empty()) {
     for (const auto& out : config_.output()) task->outputs.push_back(out.name());
@@ -248,8 +287,7 @@ void Servable::Infer(InferRequest request, InferCallback done) {
   task.deadline = std::min(request.deadline, start + timeout);
   auto shared_done = std::make_shared<InferCallback>(std::move(done));
   const std::vector<std::string> order = task.outputs;
-  task.done = [this, shared_done, start, order, id = request.id](
-                  absl::StatusOr<TaskResult> r) {
+  task.done = [this, shared_done, start, order, id = request.id](absl::StatusOr<TaskResult> r) {
     if (!r.ok()) {
       Finish(*shared_done, start, r.status(), absl::ZeroDuration(), absl::ZeroDuration());
       return;
@@ -326,6 +364,18 @@ absl::StatusOr<TensorMap> Servable::WarmupInputs(const inference::ModelWarmup& w
   return inputs;
 }
 
+absl::StatusOr<TensorMap> Servable::RandomInputs(int64_t rows, std::mt19937& rng) const {
+  inference::ModelWarmup w;
+  w.set_batch_size(static_cast<uint32_t>(rows));
+  for (const auto& in : config_.input()) {
+    inference::ModelWarmup::Input& data = (*w.mutable_inputs())[in.name()];
+    data.set_data_type(in.data_type());
+    for (int64_t d : in.dims()) data.add_dims(d < 0 ? 1 : d);
+    data.set_random_data(true);
+  }
+  return WarmupInputs(w, rng);
+}
+
 absl::Status Servable::WarmUp() {
   std::mt19937 rng(1);
   std::vector<std::string> outputs;
@@ -345,21 +395,12 @@ absl::Status Servable::WarmUp() {
     // Without any: one batch of random inputs of each preferred size (or 1),
     // so the first real request does not pay for building the executor.
     std::vector<int64_t> sizes = {1};
-    if (config_.has_dynamic_batching() &&
-        config_.dynamic_batching().preferred_batch_size_size()) {
+    if (config_.has_dynamic_batching() && config_.dynamic_batching().preferred_batch_size_size()) {
       sizes.assign(config_.dynamic_batching().preferred_batch_size().begin(),
                    config_.dynamic_batching().preferred_batch_size().end());
     }
     for (int64_t rows : sizes) {
-      inference::ModelWarmup w;
-      w.set_batch_size(static_cast<uint32_t>(rows));
-      for (const auto& in : config_.input()) {
-        inference::ModelWarmup::Input& data = (*w.mutable_inputs())[in.name()];
-        data.set_data_type(in.data_type());
-        for (int64_t d : in.dims()) data.add_dims(d < 0 ? 1 : d);
-        data.set_random_data(true);
-      }
-      absl::StatusOr<TensorMap> inputs = WarmupInputs(w, rng);
+      absl::StatusOr<TensorMap> inputs = RandomInputs(rows, rng);
       absl::StatusOr<BatchOutput> out =
           inputs.ok() ? RunBatch(*inputs, outputs, /*warm_up=*/true) : inputs.status();
       if (!out.ok()) {
@@ -367,9 +408,34 @@ absl::Status Servable::WarmUp() {
       }
     }
   }
-  // Warm-up runs are not traffic.
-  stats_.execution_count = 0;
-  stats_.inference_count = 0;
+  return RecordDeviceGraphs(outputs, rng);
+}
+
+absl::Status Servable::RecordDeviceGraphs(const std::vector<std::string>& outputs,
+                                          std::mt19937& rng) {
+  if (graph_batch_sizes_.empty()) return absl::OkStatus();
+  std::vector<int64_t> recorded;
+  std::vector<std::string> failed;  // "batch size 32 (why)"
+  for (int64_t rows : graph_batch_sizes_) {
+    absl::StatusOr<TensorMap> inputs = RandomInputs(rows, rng);
+    absl::Status status = inputs.status();
+    // Note [Device graphs]: the first run at a shape goes the usual way, the
+    // second records (or, after a warm-up at this size above, replays).
+    RunMetadata metadata;
+    for (int run = 0; run < 2 && status.ok(); ++run) {
+      status = RunBatch(*inputs, outputs, /*warm_up=*/true, &metadata).status();
+    }
+    if (!status.ok()) {
+      return Annotate(status, absl::StrCat("CUDA graph warm-up with a batch of ", rows));
+    }
+    if (metadata.graph == RunMetadata::Graph::kCaptured ||
+        metadata.graph == RunMetadata::Graph::kReplayed) {
+      recorded.push_back(rows);
+    } else {
+      failed.push_back(absl::StrCat("batch size ", rows, " (", metadata.graph_note, ")"));
+    }
+  }
+  if (log_) log_(GraphsLine(name(), version_, recorded, failed));
   return absl::OkStatus();
 }
 

@@ -5,6 +5,24 @@
 // unloaded drains its batcher, and is destroyed when the last handle goes.
 //
 // Thread safety: Infer and the accessors are thread-safe.
+//
+// Note [Graph batch sizes]: a version on a GPU whose config sets
+// optimization.cuda.graphs runs its batches as device graphs (Note [Device
+// graphs], runtime/executor.h), which are recorded per set of input shapes.
+// So that a few recordings serve every batch, only the sizes of
+// DeviceGraphBatchSizes (serving/model_config.h) are recorded: a batch of
+// `rows` rows is padded with zero rows to the smallest of them >= rows, run,
+// and each output whose dimension 0 is the padded size is cut back to its
+// first `rows` rows. A served model computes each row from that row's inputs
+// alone (batching already relies on it), so the padding changes no answer;
+// stats and metrics count the real rows. A batch larger than every size runs
+// without a graph. Without batching (max_batch_size 0) the model's one shape
+// runs as a graph, unpadded. WarmUp runs each size twice (the first run at a
+// shape goes the usual way, the second records), so the first request
+// replays, and logs which sizes recorded; a size that did not record runs
+// the usual way. (Warm-up fetches every output; a request for fewer is
+// another executor, which records on its own second batch of a size.) On the
+// CPU the setting does nothing; Load logs so.
 #pragma once
 
 #include <atomic>
@@ -103,8 +121,11 @@ class Servable {
   // Runs each config warm-up (model_warmup: batch_size, inputs from zero_data,
   // random_data or a raw file in <model>/warmup/, `count` times) and, without
   // any, one batch of random inputs of every size in preferred_batch_size (or
-  // 1), so the first real request does not pay for executor creation. Errors
-  // name the warm-up; the version then fails to load.
+  // 1), so the first real request does not pay for executor creation. Then,
+  // with device graphs, records one per graph batch size (Note [Graph batch
+  // sizes]) and logs the outcome; a graph that does not record is no error.
+  // Errors name the warm-up; the version then fails to load. Warm-ups are not
+  // traffic: stats and observers do not see them.
   absl::Status WarmUp();
 
   // Queues `request` for the version's trainer; `done` is called exactly
@@ -130,16 +151,27 @@ class Servable {
 
  private:
   Servable() = default;
-  // `warm_up`: not traffic, so not reported to observer_.on_batch.
+  // Runs one batch, as a device graph when it fits a graph batch size (Note
+  // [Graph batch sizes]). `warm_up`: not traffic, so not counted in stats_ nor
+  // reported to observer_.on_batch. `metadata` (may be null): what the run
+  // did with a device graph.
   absl::StatusOr<BatchOutput> RunBatch(const TensorMap& inputs,
                                        const std::vector<std::string>& outputs,
-                                       bool warm_up = false);
+                                       bool warm_up = false, RunMetadata* metadata = nullptr);
+  // The size a batch of `rows` rows runs as a device graph at (>= rows), or 0
+  // to run it without one.
+  int64_t GraphBatchSize(int64_t rows) const;
+  // Runs a batch of random inputs at each graph batch size twice and logs
+  // which recorded a graph.
+  absl::Status RecordDeviceGraphs(const std::vector<std::string>& outputs, std::mt19937& rng);
   absl::Status Validate(const InferRequest& request, BatchTask* task) const;
   void Finish(const InferCallback& done, absl::Time start, absl::StatusOr<InferResult> result,
               absl::Duration queue, absl::Duration compute);
 
   absl::StatusOr<TensorMap> WarmupInputs(const inference::ModelWarmup& warmup,
                                          std::mt19937& rng) const;
+  // A batch of `rows` rows of random inputs (dims of any size: 1).
+  absl::StatusOr<TensorMap> RandomInputs(int64_t rows, std::mt19937& rng) const;
 
   std::string model_dir_;
   int64_t version_ = 0;
@@ -149,8 +181,12 @@ class Servable {
   const SignatureDef* signature_ = nullptr;  // serving_default, in active_->meta
   ServableStats stats_;
   InferObserver observer_;
-  ServingWeights weights_;  // Note [Weights generations]
+  ServingWeights weights_;   // Note [Weights generations]
   std::string no_training_;  // why Train is refused, when online_ is null
+  // Set by Load, read-only afterwards.
+  // Note [Graph batch sizes]: ascending; empty when batches run without graphs.
+  std::vector<int64_t> graph_batch_sizes_;
+  std::function<void(const std::string& line)> log_;  // the server's log; may be empty
   // Declared before batcher_ so that the batcher, whose batches run on the
   // trainer's session, is destroyed first.
   std::unique_ptr<OnlineTrainer> online_;

@@ -1,9 +1,11 @@
 #include "runtime/cuda/cuda_device.h"
 
+#include <algorithm>
 #include <cstring>
 #include <new>
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
 #include "graph/status.h"
 
@@ -113,12 +115,30 @@ Allocator* PinnedHostAllocator() {
 
 // -- CudaAllocator --------------------------------------------------------------
 
+// What one thread's capture on one device has allocated and freed.
+struct CudaDevice::Capture {
+  const CudaDevice* device;
+  // Allocated in the capture (graph memory) and not yet freed in it.
+  absl::flat_hash_map<void*, size_t> live;
+  // Freed in the capture though allocated before it: freed on the device's
+  // stream when the capture ends, and the capture fails.
+  std::vector<std::pair<void*, size_t>> foreign;
+  absl::Status error;  // the first thing the capture could not record
+};
+
+thread_local CudaDevice::Capture* CudaDevice::current_capture_ = nullptr;
+
 void* CudaAllocator::Allocate(size_t bytes) {
   if (bytes == 0) return nullptr;
   void* ptr = nullptr;
   if (cudaMallocAsync(&ptr, bytes, device_->stream()) != cudaSuccess) {
     cudaGetLastError();
     return nullptr;
+  }
+  if (CudaDevice::Capture* capture = device_->capture()) {
+    // Graph memory: the driver maps it when the graph is launched.
+    capture->live.emplace(ptr, bytes);
+    return ptr;
   }
   RaisePeak(peak_, in_use_ += static_cast<int64_t>(bytes));
   GpuUsage& usage = UsageOf(device_->ordinal());
@@ -128,6 +148,20 @@ void* CudaAllocator::Allocate(size_t bytes) {
 
 void CudaAllocator::Deallocate(void* ptr, size_t bytes) {
   if (ptr == nullptr) return;
+  if (CudaDevice::Capture* capture = device_->capture()) {
+    if (capture->live.erase(ptr) > 0) {
+      cudaFreeAsync(ptr, device_->stream());  // a free node of the graph
+      return;
+    }
+    capture->foreign.emplace_back(ptr, bytes);
+    if (capture->error.ok()) {
+      capture->error = absl::FailedPreconditionError(
+          "the run frees device memory allocated before the capture, which a replay would "
+          "still read");
+    }
+    return;
+  }
+  if (device_->IsOrphan(ptr)) return;
   // Stream-ordered: the memory is reused only by work queued after this.
   cudaFreeAsync(ptr, device_->stream());
   in_use_ -= static_cast<int64_t>(bytes);
@@ -139,6 +173,12 @@ void CudaAllocator::CopyWithin(void* dst, const void* src, size_t bytes) {
 }
 
 bool CudaAllocator::CopyToHostMemory(void* dst, const void* src, size_t bytes) {
+  if (CudaDevice::Capture* capture = device_->capture()) {
+    if (capture->error.ok()) {
+      capture->error = absl::FailedPreconditionError("a kernel waits for a copy to the host");
+    }
+    return false;
+  }
   if (!device_->Activate().ok()) return false;
   return cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, device_->stream()) ==
              cudaSuccess &&
@@ -156,9 +196,9 @@ absl::StatusOr<std::unique_ptr<CudaDevice>> CudaDevice::Create(const Options& op
   const int count = CudaDeviceCount();
   if (count == 0) return absl::FailedPreconditionError(CudaUnavailableReason());
   if (options.ordinal < 0 || options.ordinal >= count) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "no GPU cuda:", options.ordinal, "; this machine has ", count, " (cuda:0 to cuda:",
-        count - 1, ")"));
+    return absl::FailedPreconditionError(absl::StrCat("no GPU cuda:", options.ordinal,
+                                                      "; this machine has ", count,
+                                                      " (cuda:0 to cuda:", count - 1, ")"));
   }
   if (std::string why = CublasLoadError(); !why.empty()) {
     return absl::FailedPreconditionError(
@@ -174,16 +214,16 @@ absl::StatusOr<std::unique_ptr<CudaDevice>> CudaDevice::Create(const Options& op
   GS_RETURN_IF_ERROR(
       CudaError(cudaDeviceGetDefaultMemPool(&d->pool_, options.ordinal), "memory pool"));
   uint64_t threshold = options.pool_release_threshold;
-  GS_RETURN_IF_ERROR(CudaError(
-      cudaMemPoolSetAttribute(d->pool_, cudaMemPoolAttrReleaseThreshold, &threshold),
-      "memory pool release threshold"));
+  GS_RETURN_IF_ERROR(
+      CudaError(cudaMemPoolSetAttribute(d->pool_, cudaMemPoolAttrReleaseThreshold, &threshold),
+                "memory pool release threshold"));
   GS_RETURN_IF_ERROR(CublasError(cublasCreate(&d->cublas_), "cublasCreate"));
   GS_RETURN_IF_ERROR(CublasError(cublasSetStream(d->cublas_, d->stream_), "cublasSetStream"));
-  GS_RETURN_IF_ERROR(CublasError(
-      cublasSetMathMode(d->cublas_, options.matmul_precision == MatMulPrecision::kTf32
-                                        ? CUBLAS_TF32_TENSOR_OP_MATH
-                                        : CUBLAS_PEDANTIC_MATH),
-      "cublasSetMathMode"));
+  GS_RETURN_IF_ERROR(
+      CublasError(cublasSetMathMode(d->cublas_, options.matmul_precision == MatMulPrecision::kTf32
+                                                    ? CUBLAS_TF32_TENSOR_OP_MATH
+                                                    : CUBLAS_PEDANTIC_MATH),
+                  "cublasSetMathMode"));
   return d;
 }
 
@@ -192,7 +232,29 @@ CudaDevice::~CudaDevice() {
   (void)Activate();
   if (stream_ != nullptr) cudaStreamSynchronize(stream_);
   if (cublas_ != nullptr) cublasDestroy(cublas_);
+  if (capture_cublas_ != nullptr) cublasDestroy(capture_cublas_);
+  if (capture_workspace_ != nullptr) cudaFree(capture_workspace_);
+  if (capture_stream_ != nullptr) cudaStreamDestroy(capture_stream_);
   if (stream_ != nullptr) cudaStreamDestroy(stream_);
+}
+
+CudaDevice::Capture* CudaDevice::capture() const {
+  Capture* c = current_capture_;
+  return c != nullptr && c->device == this ? c : nullptr;
+}
+
+bool CudaDevice::Capturing() const { return capture() != nullptr; }
+
+cudaStream_t CudaDevice::stream() const { return capture() != nullptr ? capture_stream_ : stream_; }
+
+cublasHandle_t CudaDevice::cublas() const {
+  return capture() != nullptr ? capture_cublas_ : cublas_;
+}
+
+bool CudaDevice::IsOrphan(void* ptr) const {
+  if (!has_orphans_.load(std::memory_order_acquire)) return false;
+  absl::MutexLock lock(&orphans_mu_);
+  return std::find(orphans_.begin(), orphans_.end(), ptr) != orphans_.end();
 }
 
 absl::Status CudaDevice::Activate() const {
@@ -200,6 +262,10 @@ absl::Status CudaDevice::Activate() const {
 }
 
 absl::Status CudaDevice::Synchronize() {
+  if (Capturing()) {
+    return absl::FailedPreconditionError(
+        absl::StrCat(name(), ": cannot wait for the device while capturing a graph"));
+  }
   return CudaError(cudaStreamSynchronize(stream_), absl::StrCat(name(), ": synchronize"));
 }
 
@@ -230,6 +296,16 @@ absl::StatusOr<Tensor> CudaDevice::CopyFromHost(const Tensor& src) {
   GS_ASSIGN_OR_RETURN(Tensor out, NewTensor(&allocator_, src, name()));
   const size_t bytes = src.bytes();
   if (bytes == 0) return out;
+  if (Capturing()) {
+    // The graph copies from this buffer at every launch; its owner (the
+    // executor's graph entry) keeps it. Only pinned memory is copied by DMA.
+    GS_CHECK_ARG(src.allocator() == PinnedHostAllocator(),
+                 "a graph capture copies to the device from pinned memory only");
+    GS_RETURN_IF_ERROR(CudaError(cudaMemcpyAsync(out.raw_data(), src.raw_data(), bytes,
+                                                 cudaMemcpyHostToDevice, capture_stream_),
+                                 absl::StrCat(name(), ": record a copy to the device")));
+    return out;
+  }
   GS_RETURN_IF_ERROR(CudaError(
       cudaMemcpyAsync(out.raw_data(), src.raw_data(), bytes, cudaMemcpyHostToDevice, stream_),
       absl::StrCat(name(), ": copy to the device")));
@@ -247,12 +323,19 @@ absl::StatusOr<Tensor> CudaDevice::CopyFromHost(const Tensor& src) {
 }
 
 absl::StatusOr<Tensor> CudaDevice::CopyToHost(const Tensor& src) {
-  GS_CHECK_ARG(src.device() == name(), "CopyToHost: the tensor is on ", src.device(),
-               ", not on ", name());
+  GS_CHECK_ARG(src.device() == name(), "CopyToHost: the tensor is on ", src.device(), ", not on ",
+               name());
   GS_RETURN_IF_ERROR(Activate());
   GS_ASSIGN_OR_RETURN(Tensor out, NewTensor(PinnedHostAllocator(), src, "pinned host memory"));
   const size_t bytes = src.bytes();
   if (bytes == 0) return out;
+  if (Capturing()) {
+    // Recorded, not waited for: the graph's launch waits for the whole graph.
+    GS_RETURN_IF_ERROR(CudaError(cudaMemcpyAsync(out.raw_data(), src.raw_data(), bytes,
+                                                 cudaMemcpyDeviceToHost, capture_stream_),
+                                 absl::StrCat(name(), ": record a copy to the host")));
+    return out;
+  }
   // Wait for this copy (and what was queued before it), not for work other
   // runs queue meanwhile. The event is made first: once the DMA is queued,
   // `out` must not go back to the pinned pool before the DMA has run.
@@ -274,13 +357,148 @@ absl::StatusOr<Tensor> CudaDevice::CopyToHost(const Tensor& src) {
   return out;
 }
 
+// -- Device graphs -------------------------------------------------------------------
+
+namespace {
+
+// cuBLAS's recommended workspace on Hopper; the capture handle's is fixed, so
+// that no graph records a workspace allocation of its own.
+constexpr size_t kCaptureWorkspaceBytes = size_t{32} << 20;
+
+}  // namespace
+
+class CudaGraph final : public DeviceGraph {
+ public:
+  CudaGraph(CudaDevice* device, cudaGraphExec_t exec, cudaEvent_t done)
+      : device_(device), exec_(exec), done_(done) {}
+  ~CudaGraph() override {
+    (void)device_->Activate();
+    cudaGraphExecDestroy(exec_);
+    cudaEventDestroy(done_);
+  }
+
+  absl::Status Replay() override {
+    absl::MutexLock lock(&mu_);
+    GS_RETURN_IF_ERROR(device_->Activate());
+    // On the device's stream: after the work queued before (variable
+    // updates), before the work queued after.
+    GS_RETURN_IF_ERROR(CudaError(cudaGraphLaunch(exec_, device_->stream_),
+                                 absl::StrCat(device_->name(), ": graph launch")));
+    GS_RETURN_IF_ERROR(CudaError(cudaEventRecord(done_, device_->stream_),
+                                 absl::StrCat(device_->name(), ": graph launch")));
+    return CudaError(cudaEventSynchronize(done_), absl::StrCat(device_->name(), ": graph run"));
+  }
+
+ private:
+  CudaDevice* const device_;
+  absl::Mutex mu_;
+  cudaGraphExec_t exec_;
+  cudaEvent_t done_;
+};
+
+absl::Status CudaDevice::CreateCaptureResources() {
+  if (capture_stream_ != nullptr) return absl::OkStatus();
+  cudaStream_t stream = nullptr;
+  cublasHandle_t handle = nullptr;
+  void* workspace = nullptr;
+  absl::Status s =
+      CudaError(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking), "capture stream");
+  if (s.ok()) s = CudaError(cudaMalloc(&workspace, kCaptureWorkspaceBytes), "cuBLAS workspace");
+  if (s.ok()) s = CublasError(cublasCreate(&handle), "cublasCreate");
+  if (s.ok()) s = CublasError(cublasSetStream(handle, stream), "cublasSetStream");
+  // After cublasSetStream, which resets the workspace.
+  if (s.ok()) {
+    s = CublasError(cublasSetWorkspace(handle, workspace, kCaptureWorkspaceBytes),
+                    "cublasSetWorkspace");
+  }
+  if (s.ok()) {
+    s = CublasError(cublasSetMathMode(handle, matmul_precision_ == MatMulPrecision::kTf32
+                                                  ? CUBLAS_TF32_TENSOR_OP_MATH
+                                                  : CUBLAS_PEDANTIC_MATH),
+                    "cublasSetMathMode");
+  }
+  if (!s.ok()) {
+    if (handle != nullptr) cublasDestroy(handle);
+    if (workspace != nullptr) cudaFree(workspace);
+    if (stream != nullptr) cudaStreamDestroy(stream);
+    return s;
+  }
+  capture_stream_ = stream;
+  capture_cublas_ = handle;
+  capture_workspace_ = workspace;
+  return absl::OkStatus();
+}
+
+absl::Status CudaDevice::BeginGraphCapture() ABSL_NO_THREAD_SAFETY_ANALYSIS {
+  if (current_capture_ != nullptr) {
+    return absl::FailedPreconditionError("this thread is capturing a graph already");
+  }
+  GS_RETURN_IF_ERROR(Activate());
+  capture_mu_.Lock();
+  absl::Status s = CreateCaptureResources();
+  if (s.ok()) {
+    // Thread-local mode: only this thread's calls that would break the
+    // capture (synchronizing, cudaMalloc) fail; other threads go on.
+    s = CudaError(cudaStreamBeginCapture(capture_stream_, cudaStreamCaptureModeThreadLocal),
+                  absl::StrCat(name(), ": begin graph capture"));
+  }
+  if (!s.ok()) {
+    capture_mu_.Unlock();
+    return s;
+  }
+  current_capture_ = new Capture{.device = this};
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::unique_ptr<DeviceGraph>> CudaDevice::EndGraphCapture()
+    ABSL_NO_THREAD_SAFETY_ANALYSIS {
+  std::unique_ptr<Capture> capture(this->capture());
+  if (capture == nullptr) {
+    return absl::FailedPreconditionError(absl::StrCat(name(), ": no graph capture on this thread"));
+  }
+  current_capture_ = nullptr;
+  cudaGraph_t graph = nullptr;
+  const cudaError_t ended = cudaStreamEndCapture(capture_stream_, &graph);
+  cudaGetLastError();  // a failed capture's error is reported here, not at the next launch
+  capture_mu_.Unlock();
+
+  for (const auto& [ptr, bytes] : capture->foreign) allocator_.Deallocate(ptr, bytes);
+  absl::Status s = capture->error;
+  if (s.ok() && !capture->live.empty()) {
+    s = absl::FailedPreconditionError(
+        absl::StrCat(capture->live.size(), " device buffers allocated in the capture outlive it"));
+  }
+  if (!capture->live.empty()) {
+    // Their addresses exist only in the discarded graph: never free them.
+    absl::MutexLock lock(&orphans_mu_);
+    for (const auto& [ptr, bytes] : capture->live) orphans_.push_back(ptr);
+    has_orphans_.store(true, std::memory_order_release);
+  }
+  if (s.ok()) s = CudaError(ended, absl::StrCat(name(), ": graph capture"));
+  if (!s.ok()) {
+    if (graph != nullptr) cudaGraphDestroy(graph);
+    return s;
+  }
+  cudaGraphExec_t exec = nullptr;
+  s = CudaError(cudaGraphInstantiate(&exec, graph, 0), absl::StrCat(name(), ": graph instantiate"));
+  cudaGraphDestroy(graph);
+  GS_RETURN_IF_ERROR(s);
+  cudaEvent_t done = nullptr;
+  s = CudaError(cudaEventCreateWithFlags(&done, cudaEventDisableTiming),
+                absl::StrCat(name(), ": graph event"));
+  if (!s.ok()) {
+    cudaGraphExecDestroy(exec);
+    return s;
+  }
+  return std::unique_ptr<DeviceGraph>(new CudaGraph(this, exec, done));
+}
+
 CudaMemoryStats CudaDevice::memory_stats() const {
   CudaMemoryStats s;
   s.in_use_bytes = allocator_.in_use();
   s.peak_in_use_bytes = allocator_.peak();
   uint64_t reserved = 0;
-  if (cudaMemPoolGetAttribute(pool_, cudaMemPoolAttrReservedMemCurrent, &reserved) ==
-      cudaSuccess) {
+  if (cudaMemPoolGetAttribute(pool_, cudaMemPoolAttrReservedMemCurrent, &reserved) == cudaSuccess) {
     s.pool_reserved_bytes = static_cast<int64_t>(reserved);
   }
   return s;
@@ -299,8 +517,7 @@ std::string GpuUnavailableReason() {
 absl::StatusOr<std::unique_ptr<Device>> CreateGpuDevice(const GpuOptions& options) {
   GS_ASSIGN_OR_RETURN(std::unique_ptr<CudaDevice> d,
                       CudaDevice::Create({.ordinal = options.ordinal,
-                                          .pool_release_threshold =
-                                              options.pool_release_threshold,
+                                          .pool_release_threshold = options.pool_release_threshold,
                                           .matmul_precision = options.matmul_precision}));
   return std::unique_ptr<Device>(std::move(d));
 }
@@ -319,6 +536,12 @@ std::vector<GpuMemoryStats> GpuMemoryUsage() {
         cudaMemPoolGetAttribute(pool, cudaMemPoolAttrReservedMemCurrent, &reserved) ==
             cudaSuccess) {
       s.pool_reserved_bytes = static_cast<int64_t>(reserved);
+    }
+    // Device graphs' memory (graph memory nodes) is reserved apart from the pool.
+    uint64_t graphs = 0;
+    if (cudaDeviceGetGraphMemAttribute(i, cudaGraphMemAttrReservedMemCurrent, &graphs) ==
+        cudaSuccess) {
+      s.pool_reserved_bytes += static_cast<int64_t>(graphs);
     }
     out.push_back(std::move(s));
   }

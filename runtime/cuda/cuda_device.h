@@ -10,6 +10,15 @@
 // CudaDeviceCount() > 0. Without a GPU (or a driver) Create() fails with
 // FailedPrecondition saying why, and nothing else touches CUDA.
 //
+// Device graphs (Note [Device graphs], runtime/executor.h) are CUDA graphs
+// made by stream capture: while a thread captures, stream() and cublas() give
+// that thread a capture stream and a cuBLAS handle bound to it (with a fixed
+// workspace), so other threads' runs go on on the device's stream meanwhile
+// (cudaStreamCaptureModeThreadLocal). Memory allocated in the capture is the
+// graph's (memory nodes: the addresses stay valid for every launch); a
+// capture that frees memory allocated before it, or leaves memory it
+// allocated in use, fails. Graphs are launched on the device's stream.
+//
 // Thread safety: every method may be called concurrently. The stream orders
 // all work; cuBLAS calls are serialized by the device (LockCublas).
 #pragma once
@@ -21,6 +30,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
@@ -43,8 +53,8 @@ absl::Status CudaError(cudaError_t error, absl::string_view what);
 absl::Status CublasError(cublasStatus_t status, absl::string_view what);
 
 struct CudaMemoryStats {
-  int64_t in_use_bytes = 0;       // tensors alive on the device
-  int64_t peak_in_use_bytes = 0;  // since the device was created
+  int64_t in_use_bytes = 0;         // tensors alive on the device
+  int64_t peak_in_use_bytes = 0;    // since the device was created
   int64_t pool_reserved_bytes = 0;  // the memory pool's reservation from the driver
 };
 
@@ -105,19 +115,37 @@ class CudaDevice final : public Device {
   absl::StatusOr<Tensor> CopyToHost(const Tensor& src) override;
   absl::Status Synchronize() override;
   int intra_op_threads() const override { return 1; }
+  Allocator* host_staging_allocator() override { return PinnedHostAllocator(); }
+
+  bool SupportsGraphs() const override { return true; }
+  absl::Status BeginGraphCapture() override;
+  absl::StatusOr<std::unique_ptr<DeviceGraph>> EndGraphCapture() override;
+  bool Capturing() const override;
 
   int ordinal() const { return ordinal_; }
   MatMulPrecision matmul_precision() const { return matmul_precision_; }
-  cudaStream_t stream() const { return stream_; }
-  // The cuBLAS handle (bound to stream()); hold the lock while using it.
-  cublasHandle_t cublas() const { return cublas_; }
+  // Where the calling thread's work goes: the device's stream, or the capture
+  // stream while the thread captures.
+  cudaStream_t stream() const;
+  // The cuBLAS handle bound to stream(); hold the lock while using it.
+  cublasHandle_t cublas() const;
   absl::Mutex& cublas_mutex() const ABSL_LOCK_RETURNED(cublas_mu_) { return cublas_mu_; }
   CudaMemoryStats memory_stats() const;
   // Makes this GPU current on the calling thread (before any CUDA call).
   absl::Status Activate() const override;
 
  private:
+  friend class CudaAllocator;
+  friend class CudaGraph;
+  struct Capture;
   CudaDevice(std::string name, int ordinal);
+  // This thread's capture on this device, or nullptr.
+  Capture* capture() const;
+  absl::Status CreateCaptureResources() ABSL_EXCLUSIVE_LOCKS_REQUIRED(capture_mu_);
+  // Forgets memory a failed capture left in use: freeing it later is a no-op.
+  bool IsOrphan(void* ptr) const;
+
+  static thread_local Capture* current_capture_;
 
   const int ordinal_;
   MatMulPrecision matmul_precision_ = MatMulPrecision::kFloat32;
@@ -126,6 +154,15 @@ class CudaDevice final : public Device {
   cudaMemPool_t pool_ = nullptr;
   cublasHandle_t cublas_ = nullptr;
   mutable absl::Mutex cublas_mu_;
+
+  // Held from BeginGraphCapture to EndGraphCapture: one capture at a time.
+  absl::Mutex capture_mu_;
+  cudaStream_t capture_stream_ = nullptr;
+  cublasHandle_t capture_cublas_ = nullptr;
+  void* capture_workspace_ = nullptr;
+  mutable absl::Mutex orphans_mu_;
+  std::vector<void*> orphans_ ABSL_GUARDED_BY(orphans_mu_);
+  std::atomic<bool> has_orphans_{false};
 };
 
 }  // namespace gradserve

@@ -44,11 +44,18 @@ OUR_FILES = ["proto/model_config.proto", "proto/grpc_service.proto"]
 # are not implemented; a config.pbtxt using one fails to parse, naming it).
 OMITTED_TRITON_FIELDS = {
     "inference.ModelConfig": {
-        "runtime", "batch_input", "batch_output", "optimization",
+        "runtime", "batch_input", "batch_output",
         "sequence_batching", "ensemble_scheduling", "cc_model_filenames",
         "metric_tags", "model_operations", "model_transaction_policy",
         "model_repository_agents", "response_cache", "model_metrics",
     },
+    # optimization is implemented in part: cuda { graphs, graph_spec { batch_size } }.
+    "inference.ModelOptimizationPolicy": {
+        "graph", "priority", "execution_accelerators", "input_pinned_memory",
+        "output_pinned_memory", "gather_kernel_buffer_threshold", "eager_batching",
+    },
+    "inference.ModelOptimizationPolicy.Cuda": {"busy_wait_events", "output_copy_stream"},
+    "inference.ModelOptimizationPolicy.Cuda.GraphSpec": {"input", "graph_lower_bound"},
 }
 
 # gradserve's own additions (Note [Triton-compatible ModelConfig]).

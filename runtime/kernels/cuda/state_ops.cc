@@ -24,6 +24,12 @@ absl::Status EnsureOnDevice(Var& var, CudaDevice& gpu) {
   // Under the variable's lock, so a concurrent update is neither lost nor raced.
   return var.Update([&gpu](Tensor& value) -> absl::Status {
     if (value.device() == gpu.name()) return absl::OkStatus();
+    // A graph's memory is gone after the capture (Note [Device graphs]).
+    if (gpu.Capturing()) {
+      return absl::FailedPreconditionError(absl::StrCat("the variable is on ", value.device(),
+                                                        "; a graph capture cannot move it to ",
+                                                        gpu.name()));
+    }
     GS_CHECK_ARG(value.host_accessible(), "the variable is on ", value.device(), ", not on ",
                  gpu.name(), " or the host");
     GS_ASSIGN_OR_RETURN(value, gpu.CopyFromHost(value));
@@ -48,9 +54,9 @@ absl::StatusOr<Var*> DeviceVar(const OpKernel& k, OpKernelContext& ctx) {
 // this GPU's memory; see DeviceVar.
 absl::Status OnThisGpu(const OpKernel& k, OpKernelContext& ctx, const Tensor& value) {
   if (value.device() == ctx.device()->name()) return absl::OkStatus();
-  return absl::FailedPreconditionError(absl::StrCat(
-      "variable '", k.node().input(0).node->name(), "' is on ", value.device(), ", not on ",
-      ctx.device()->name(), " (assigned concurrently)"));
+  return absl::FailedPreconditionError(
+      absl::StrCat("variable '", k.node().input(0).node->name(), "' is on ", value.device(),
+                   ", not on ", ctx.device()->name(), " (assigned concurrently)"));
 }
 
 class ReadVariableOpKernel final : public OpKernel {
@@ -89,9 +95,8 @@ class AccumulateKernel final : public OpKernel {
     return var->Update([&](Tensor& value) -> absl::Status {
       // A host pointer here would make the kernel fault (and poison the context).
       GS_RETURN_IF_ERROR(OnThisGpu(*this, ctx, value));
-      GS_CHECK_ARG(value.shape() == delta.shape(), "update of shape ",
-                   delta.shape().DebugString(), " for a variable of shape ",
-                   value.shape().DebugString());
+      GS_CHECK_ARG(value.shape() == delta.shape(), "update of shape ", delta.shape().DebugString(),
+                   " for a variable of shape ", value.shape().DebugString());
       return LaunchStatus(*this, cuda::LaunchAccumulate(value.data<float>(), delta.data<float>(),
                                                         value.num_elements(), sign_, stream));
     });
@@ -112,6 +117,10 @@ class ConstKernel final : public OpKernel {
     if (!on_device_.initialized() || on_device_.device() != ctx.device()->name()) {
       const Tensor* value = node().constant_value();
       GS_CHECK_ARG(value != nullptr, name(), ": Const without a value");
+      if (ctx.device()->Capturing()) {
+        return absl::FailedPreconditionError(
+            "the constant is not on the device yet; a graph capture cannot copy it there");
+      }
       GS_ASSIGN_OR_RETURN(on_device_, Gpu(ctx).CopyFromHost(*value));
     }
     ctx.set_output(0, on_device_);
@@ -131,14 +140,14 @@ absl::Status RegisterCudaStateKernels(KernelRegistry& r) {
                                                      {.outputs = {0}}));
   GS_RETURN_IF_ERROR(
       RegisterCuda<ReadVariableOpKernel>(r, "ReadVariableOp", {DType::kFloat}, "dtype", handle));
-  GS_RETURN_IF_ERROR(RegisterCuda<AssignVariableOpKernel>(r, "AssignVariableOp",
-                                                          {DType::kFloat}, "dtype", handle));
+  GS_RETURN_IF_ERROR(RegisterCuda<AssignVariableOpKernel>(r, "AssignVariableOp", {DType::kFloat},
+                                                          "dtype", handle));
   GS_RETURN_IF_ERROR(RegisterCuda<AccumulateKernel>(r, "AssignAddVariableOp", {DType::kFloat},
                                                     "dtype", handle, 1.f));
   GS_RETURN_IF_ERROR(RegisterCuda<AccumulateKernel>(r, "AssignSubVariableOp", {DType::kFloat},
                                                     "dtype", handle, -1.f));
-  GS_RETURN_IF_ERROR(RegisterCuda<VarIsInitializedOpKernel>(
-      r, "VarIsInitializedOp", {}, "", {.inputs = {0}, .outputs = {0}}));
+  GS_RETURN_IF_ERROR(RegisterCuda<VarIsInitializedOpKernel>(r, "VarIsInitializedOp", {}, "",
+                                                            {.inputs = {0}, .outputs = {0}}));
   GS_RETURN_IF_ERROR(RegisterCuda<ConstKernel>(r, "Const", {DType::kFloat}, "dtype", {}));
   return RegisterUntyped<NoOpKernel>(r, "NoOp", kDeviceCuda);
 }

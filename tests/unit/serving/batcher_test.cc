@@ -20,16 +20,18 @@ struct DoublingModel {
   absl::Notification* gate = nullptr;  // runs wait for it when set
 
   BatchRunFn Fn() {
-    return [this](const TensorMap& in, const std::vector<std::string>& outputs)
-               -> absl::StatusOr<BatchOutput> {
+    return [this](const TensorMap& in,
+                  const std::vector<std::string>& outputs) -> absl::StatusOr<BatchOutput> {
       if (gate != nullptr) gate->WaitForNotification();
       const Tensor& x = in.at("x");
       Tensor y(DType::kFloat, x.shape());
-      for (int64_t i = 0; i < x.num_elements(); ++i) y.data<float>()[i] = 2 * x.data<float>()[i] + 1;
+      for (int64_t i = 0; i < x.num_elements(); ++i)
+        y.data<float>()[i] = 2 * x.data<float>()[i] + 1;
       ++batches;
       int64_t rows = x.rank() > 0 ? x.dim(0) : 1;
       int64_t prev = max_rows.load();
-      while (rows > prev && !max_rows.compare_exchange_weak(prev, rows)) {}
+      while (rows > prev && !max_rows.compare_exchange_weak(prev, rows)) {
+      }
       BatchOutput out;
       out.outputs["y"] = y;
       out.generation = 7;
@@ -68,10 +70,13 @@ TEST(DynamicBatcherTest, ConcurrentClientsGetExactlyTheirOwnRows) {
         Tensor x = Rows(rows, 4, static_cast<float>(1000 * c + 100 * r));
         absl::Notification done;
         absl::StatusOr<TaskResult> result;
-        ASSERT_TRUE((*batcher)->Enqueue(Task(x, [&](absl::StatusOr<TaskResult> res) {
-                                 result = std::move(res);
-                                 done.Notify();
-                               })).ok());
+        ASSERT_TRUE((*batcher)
+                        ->Enqueue(Task(x,
+                                       [&](absl::StatusOr<TaskResult> res) {
+                                         result = std::move(res);
+                                         done.Notify();
+                                       }))
+                        .ok());
         done.WaitForNotification();
         ASSERT_TRUE(result.ok()) << result.status();
         const Tensor& y = result->outputs.at("y");
@@ -149,9 +154,8 @@ TEST(DynamicBatcherTest, RejectsMalformedBatches) {
               HasSubstr("inputs disagree on the batch size"));
   EXPECT_THAT((*batcher)->Enqueue(Task(Tensor::Scalar<float>(1), [](auto) {})).message(),
               HasSubstr("has no batch dimension"));
-  EXPECT_FALSE(DynamicBatcher::Create({.max_batch_size = 4, .preferred_batch_sizes = {8}},
-                                      model.Fn())
-                   .ok());
+  EXPECT_FALSE(
+      DynamicBatcher::Create({.max_batch_size = 4, .preferred_batch_sizes = {8}}, model.Fn()).ok());
   EXPECT_FALSE(DynamicBatcher::Create({.num_workers = 0}, model.Fn()).ok());
 }
 
@@ -168,11 +172,14 @@ TEST(DynamicBatcherTest, PreferredBatchSizeRunsWithoutWaitingForTheDelay) {
   std::vector<int64_t> sizes(3);
   absl::Mutex mu;
   for (int i = 0; i < 3; ++i) {
-    ASSERT_TRUE((*batcher)->Enqueue(Task(Rows(1, 2, i), [&, i](absl::StatusOr<TaskResult> r) {
-                             ASSERT_TRUE(r.ok());
-                             sizes[i] = r->batch_size;
-                             ++done;
-                           })).ok());
+    ASSERT_TRUE((*batcher)
+                    ->Enqueue(Task(Rows(1, 2, i),
+                                   [&, i](absl::StatusOr<TaskResult> r) {
+                                     ASSERT_TRUE(r.ok());
+                                     sizes[i] = r->batch_size;
+                                     ++done;
+                                   }))
+                    .ok());
   }
   gate.Notify();
   for (int i = 0; i < 5000 && done.load() < 3; ++i) absl::SleepFor(absl::Milliseconds(1));
@@ -182,8 +189,8 @@ TEST(DynamicBatcherTest, PreferredBatchSizeRunsWithoutWaitingForTheDelay) {
 
 TEST(DynamicBatcherTest, DrainRunsQueuedWorkAndThenRefuses) {
   DoublingModel model;
-  auto batcher = DynamicBatcher::Create(
-      {.max_batch_size = 8, .max_queue_delay = absl::Hours(1)}, model.Fn());
+  auto batcher =
+      DynamicBatcher::Create({.max_batch_size = 8, .max_queue_delay = absl::Hours(1)}, model.Fn());
   ASSERT_TRUE(batcher.ok());
   std::atomic<int> ok{0};
   for (int i = 0; i < 2; ++i) {
@@ -205,12 +212,15 @@ TEST(DynamicBatcherTest, IncompatibleShapesAreNotBatchedTogether) {
   std::atomic<int> done{0};
   const int64_t cols[] = {2, 3, 3};
   for (int i = 0; i < 3; ++i) {
-    ASSERT_TRUE((*batcher)->Enqueue(Task(Rows(1, cols[i], 0), [&, i](absl::StatusOr<TaskResult> r) {
-                             ASSERT_TRUE(r.ok()) << r.status();
-                             EXPECT_EQ(r->outputs.at("y").dim(1), cols[i]);
-                             sizes[i] = r->batch_size;
-                             ++done;
-                           })).ok());
+    ASSERT_TRUE((*batcher)
+                    ->Enqueue(Task(Rows(1, cols[i], 0),
+                                   [&, i](absl::StatusOr<TaskResult> r) {
+                                     ASSERT_TRUE(r.ok()) << r.status();
+                                     EXPECT_EQ(r->outputs.at("y").dim(1), cols[i]);
+                                     sizes[i] = r->batch_size;
+                                     ++done;
+                                   }))
+                    .ok());
   }
   gate.Notify();
   (*batcher)->Drain();
@@ -224,9 +234,13 @@ TEST(DynamicBatcherTest, ModelWithoutBatchDimensionRunsEachRequestAlone) {
   ASSERT_TRUE(batcher.ok());
   std::atomic<int> ok{0};
   for (int i = 0; i < 6; ++i) {
-    ASSERT_TRUE((*batcher)->Enqueue(Task(Rows(3, 2, i), [&](absl::StatusOr<TaskResult> r) {
-                             ok += r.ok() && r->batch_size == 1 && r->outputs.at("y").dim(0) == 3;
-                           })).ok());
+    ASSERT_TRUE((*batcher)
+                    ->Enqueue(Task(Rows(3, 2, i),
+                                   [&](absl::StatusOr<TaskResult> r) {
+                                     ok += r.ok() && r->batch_size == 1 &&
+                                           r->outputs.at("y").dim(0) == 3;
+                                   }))
+                    .ok());
   }
   (*batcher)->Drain();
   EXPECT_EQ(ok.load(), 6);
@@ -237,15 +251,18 @@ TEST(DynamicBatcherTest, WithoutCombiningEachRequestRunsAsSent) {
   DoublingModel model;
   absl::Notification gate;
   model.gate = &gate;
-  auto batcher = DynamicBatcher::Create({.max_batch_size = 8, .combine_requests = false},
-                                        model.Fn());
+  auto batcher =
+      DynamicBatcher::Create({.max_batch_size = 8, .combine_requests = false}, model.Fn());
   ASSERT_TRUE(batcher.ok());
   std::vector<int64_t> sizes(4, -1);
   for (int i = 0; i < 4; ++i) {
-    ASSERT_TRUE((*batcher)->Enqueue(Task(Rows(1 + i % 2, 2, i), [&, i](absl::StatusOr<TaskResult> r) {
-                             ASSERT_TRUE(r.ok());
-                             sizes[i] = r->batch_size;
-                           })).ok());
+    ASSERT_TRUE((*batcher)
+                    ->Enqueue(Task(Rows(1 + i % 2, 2, i),
+                                   [&, i](absl::StatusOr<TaskResult> r) {
+                                     ASSERT_TRUE(r.ok());
+                                     sizes[i] = r->batch_size;
+                                   }))
+                    .ok());
   }
   gate.Notify();
   (*batcher)->Drain();
@@ -262,12 +279,52 @@ TEST(DynamicBatcherTest, ModelErrorsReachEveryTaskOfTheBatch) {
   ASSERT_TRUE(batcher.ok());
   std::atomic<int> errors{0};
   for (int i = 0; i < 3; ++i) {
-    ASSERT_TRUE((*batcher)->Enqueue(Task(Rows(1, 2, i), [&](absl::StatusOr<TaskResult> r) {
-                             errors += r.status().message() == "node 'x': bad value";
-                           })).ok());
+    ASSERT_TRUE((*batcher)
+                    ->Enqueue(Task(Rows(1, 2, i),
+                                   [&](absl::StatusOr<TaskResult> r) {
+                                     errors += r.status().message() == "node 'x': bad value";
+                                   }))
+                    .ok());
   }
   (*batcher)->Drain();
   EXPECT_EQ(errors.load(), 3);
+}
+
+// Note [Graph batch sizes]: a batch grown to a graph's size keeps its rows and
+// gets zero rows, for any dtype (bytes are copied), in the given memory.
+TEST(PadBatchTest, KeepsTheRowsAndAddsZeroRows) {
+  TensorMap batch;
+  batch["x"] = Rows(2, 3, 1.0f);
+  batch["ids"] = Tensor::FromVector<int64_t>({7, -8});
+  batch["flags"] = Tensor::FromVector<uint8_t>({1, 1, 1, 1}, Shape{2, 1, 2});
+  for (Allocator* allocator : {static_cast<Allocator*>(nullptr), HostAllocator()}) {
+    TensorMap padded = PadBatch(batch, 5, allocator);
+    ASSERT_EQ(padded.size(), 3u);
+    const Tensor& x = padded.at("x");
+    EXPECT_EQ(x.dtype(), DType::kFloat);
+    EXPECT_EQ(x.shape(), Shape({5, 3}));
+    if (allocator != nullptr) {
+      EXPECT_EQ(x.allocator(), allocator);
+    }
+    for (int64_t i = 0; i < 15; ++i) EXPECT_EQ(x.data<float>()[i], i < 6 ? 1.0f + i : 0.0f) << i;
+    EXPECT_EQ(padded.at("ids").shape(), Shape({5}));
+    EXPECT_THAT(padded.at("ids").span<int64_t>(), ::testing::ElementsAre(7, -8, 0, 0, 0));
+    const Tensor& flags = padded.at("flags");
+    EXPECT_EQ(flags.shape(), Shape({5, 1, 2}));
+    for (int64_t i = 0; i < 10; ++i) EXPECT_EQ(flags.data<uint8_t>()[i], i < 4 ? 1 : 0) << i;
+    // The batch itself is untouched.
+    EXPECT_EQ(batch.at("x").dim(0), 2);
+  }
+}
+
+TEST(PadBatchTest, ABatchAlreadyAtTheSizeIsCopiedAsItIs) {
+  TensorMap batch;
+  batch["x"] = Rows(4, 2, 0.5f);
+  TensorMap padded = PadBatch(batch, 4, nullptr);
+  const Tensor& x = padded.at("x");
+  EXPECT_FALSE(x.SharesBufferWith(batch.at("x")));
+  EXPECT_EQ(x.shape(), Shape({4, 2}));
+  for (int64_t i = 0; i < 8; ++i) EXPECT_EQ(x.data<float>()[i], 0.5f + i);
 }
 
 }  // namespace

@@ -15,6 +15,7 @@
 
 #include <set>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -230,6 +231,12 @@ constexpr SpecField kSpecFields[] = {
     {"ModelWarmup.Input", "zero_data", 3, "bool"},
     {"ModelWarmup.Input", "random_data", 4, "bool"},
     {"ModelWarmup.Input", "input_data_file", 5, "string"},
+    // Triton's ModelOptimizationPolicy in part: only these fields.
+    {"ModelOptimizationPolicy", "cuda", 3, "ModelOptimizationPolicy.Cuda"},
+    {"ModelOptimizationPolicy.Cuda", "graphs", 1, "bool"},
+    {"ModelOptimizationPolicy.Cuda", "graph_spec", 3,
+     "repeated ModelOptimizationPolicy.Cuda.GraphSpec"},
+    {"ModelOptimizationPolicy.Cuda.GraphSpec", "batch_size", 1, "int32"},
     {"ModelOptimizer", "sgd", 1, "ModelOptimizer.Sgd"},  // gradserve
     {"ModelOptimizer", "momentum", 2, "ModelOptimizer.Momentum"},  // gradserve
     {"ModelOptimizer", "adam", 3, "ModelOptimizer.Adam"},  // gradserve
@@ -267,6 +274,7 @@ constexpr SpecField kSpecFields[] = {
     {"ModelConfig", "output", 6, "repeated ModelOutput"},
     {"ModelConfig", "dynamic_batching", 11, "ModelDynamicBatching"},
     {"ModelConfig", "instance_group", 7, "repeated ModelInstanceGroup"},
+    {"ModelConfig", "optimization", 12, "ModelOptimizationPolicy"},
     {"ModelConfig", "default_model_filename", 8, "string"},
     {"ModelConfig", "parameters", 14, "map<string, ModelParameter>"},
     {"ModelConfig", "model_warmup", 16, "repeated ModelWarmup"},
@@ -553,6 +561,7 @@ constexpr char kConfigPbtxt[] = R"cfg(
     priority_queue_policy { key: 1 value: { allow_timeout_override: true } }
   }
   parameters { key: "intra_op_threads" value: { string_value: "2" } }
+  optimization { cuda { graphs: true graph_spec [ { batch_size: 16 }, { batch_size: 32 } ] } }
   model_warmup [ { name: "zeros" batch_size: 1 inputs { key: "pixels" value: {
     data_type: TYPE_FP32 dims: [ 64 ] zero_data: true } } } ]
   training {
@@ -586,6 +595,9 @@ TEST(ProtoWireConfig, ParsesTritonBlocksAndTraining) {
   EXPECT_EQ(batching.default_queue_policy().max_queue_size(), 128u);
   EXPECT_TRUE(batching.priority_queue_policy().at(1).allow_timeout_override());
   EXPECT_EQ(config.parameters().at("intra_op_threads").string_value(), "2");
+  EXPECT_TRUE(config.optimization().cuda().graphs());
+  ASSERT_EQ(config.optimization().cuda().graph_spec_size(), 2);
+  EXPECT_EQ(config.optimization().cuda().graph_spec(1).batch_size(), 32);
   EXPECT_TRUE(config.model_warmup(0).inputs().at("pixels").zero_data());
 
   const auto& training = config.training();
@@ -611,16 +623,33 @@ class Errors final : public google::protobuf::io::ErrorCollector {
   std::string text;
 };
 
-// A Triton block gradserve does not implement is a parse error naming it,
-// never silently dropped.
+// A Triton block or field gradserve does not implement is a parse error naming
+// it, never silently dropped; optimization is implemented in part.
 TEST(ProtoWireConfig, UnimplementedTritonBlockIsAnErrorNamingIt) {
-  google::protobuf::TextFormat::Parser parser;
-  Errors errors;
-  parser.RecordErrorsTo(&errors);
-  inference::ModelConfig config;
-  EXPECT_FALSE(parser.ParseFromString(
-      "max_batch_size: 8\nsequence_batching { max_sequence_idle_microseconds: 5 }", &config));
-  EXPECT_THAT(errors.text, HasSubstr("sequence_batching"));
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"max_batch_size: 8\nsequence_batching { max_sequence_idle_microseconds: 5 }",
+       "sequence_batching"},
+      {"optimization { execution_accelerators { gpu_execution_accelerator { name: \"tensorrt\" } "
+       "} }",
+       "execution_accelerators"},
+      {"optimization { priority: PRIORITY_MAX }", "priority"},
+      {"optimization { input_pinned_memory { enable: false } }", "input_pinned_memory"},
+      {"optimization { cuda { graphs: true output_copy_stream: true } }", "output_copy_stream"},
+      {"optimization { cuda { busy_wait_events: true } }", "busy_wait_events"},
+      {"optimization { cuda { graph_spec { batch_size: 1 input { key: \"x\" value { dim: 4 } } "
+       "} } }",
+       "\"input\""},
+      {"optimization { cuda { graph_spec { batch_size: 1 graph_lower_bound { batch_size: 1 } } } }",
+       "graph_lower_bound"},
+  };
+  for (const auto& [text, field] : cases) {
+    google::protobuf::TextFormat::Parser parser;
+    Errors errors;
+    parser.RecordErrorsTo(&errors);
+    inference::ModelConfig config;
+    EXPECT_FALSE(parser.ParseFromString(text, &config)) << text;
+    EXPECT_THAT(errors.text, HasSubstr(field)) << text;
+  }
 }
 
 }  // namespace
