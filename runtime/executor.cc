@@ -184,6 +184,20 @@ void Executor::CheckGraphSupport(const ExecutionPlan& plan) {
   }
   if (device == nullptr) return unsupported("every node runs on the host");
   if (!device->SupportsGraphs()) return unsupported(device->name(), " has no device graphs");
+  for (size_t i = 0; i < plan.feeds.size(); ++i) {
+    if (i < plan.feed_devices.size() && plan.feed_devices[i]->type() != kDeviceCpu) {
+      return unsupported("feed '", plan.feeds[i].node->name(), ":", plan.feeds[i].index, "' is in ",
+                         plan.feed_devices[i]->name(),
+                         " memory (a graph copies in host feeds only)");
+    }
+  }
+  for (size_t k = 0; k < plan.fetches.size(); ++k) {
+    if (k < plan.fetch_devices.size() && plan.fetch_devices[k]->type() != kDeviceCpu) {
+      return unsupported("fetch '", plan.fetches[k].node->name(), ":", plan.fetches[k].index,
+                         "' is wanted in ", plan.fetch_devices[k]->name(),
+                         " memory (a graph copies out to the host only)");
+    }
+  }
   const int num_nodes = static_cast<int>(plan.nodes.size());
   for (size_t c = 0; c < plan.copies.size(); ++c) {
     const CopyStep& copy = plan.copies[c];

@@ -62,6 +62,10 @@ namespace gradserve {
 struct RunOptions {
   // Record the run as a device graph and replay it (Note [Device graphs]).
   bool use_device_graph = false;
+  // Session::Run: where each fetch is wanted, by device name, in fetch order
+  // ("" or missing: host memory). A fetch left on a GPU can be fed to a later
+  // run as it is (RunSignature::fetch_devices, runtime/master.h).
+  std::vector<std::string> fetch_devices;
 };
 
 // What a run did with a device graph.

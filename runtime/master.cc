@@ -5,7 +5,6 @@
 #include <tuple>
 
 #include "absl/container/flat_hash_map.h"
-#include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
 #include "graph/status.h"
 #include "runtime/kernel.h"
@@ -75,8 +74,13 @@ bool Contains(const std::vector<int>& v, int x) {
 class Partitioner {
  public:
   Partitioner(const DeviceSet& devices, const KernelRegistry& kernels,
-              const absl::flat_hash_set<std::pair<int, int>>& fed, ExecutionPlan& plan)
-      : host_(devices.host()), kernels_(kernels), fed_(fed), plan_(plan) {}
+              const absl::flat_hash_map<std::pair<int, int>, Device*>& fed,
+              const std::vector<Device*>& fetch_devices, ExecutionPlan& plan)
+      : host_(devices.host()),
+        kernels_(kernels),
+        fed_(fed),
+        fetch_devices_(fetch_devices),
+        plan_(plan) {}
 
   absl::Status Run() {
     for (size_t i = 0; i < plan_.nodes.size(); ++i) {
@@ -97,17 +101,21 @@ class Partitioner {
         plan_.input_copies[i].push_back(copy);
       }
     }
-    for (const NodeOut& f : plan_.fetches) {
-      GS_ASSIGN_OR_RETURN(int copy, CopyFor(f, host_));
+    for (size_t k = 0; k < plan_.fetches.size(); ++k) {
+      Device* want =
+          k < fetch_devices_.size() && fetch_devices_[k] != nullptr ? fetch_devices_[k] : host_;
+      if (want->type() == kDeviceCpu) want = host_;
+      GS_ASSIGN_OR_RETURN(int copy, CopyFor(plan_.fetches[k], want));
       plan_.fetch_copies.push_back(copy);
+      plan_.fetch_devices.push_back(want);
     }
     return absl::OkStatus();
   }
 
  private:
-  // The memory that holds `out`: fed outputs are host tensors.
+  // The memory that holds `out` (a fed output: its feed device's).
   absl::StatusOr<Device*> MemoryOf(const NodeOut& out) {
-    if (fed_.contains({out.node->id(), out.index})) return host_;
+    if (auto fed = fed_.find({out.node->id(), out.index}); fed != fed_.end()) return fed->second;
     auto it = device_of_.find(out.node->id());
     if (it == device_of_.end() || it->second->type() == kDeviceCpu) return host_;
     GS_ASSIGN_OR_RETURN(const KernelDef* def, kernels_.Find(*out.node, it->second->type()));
@@ -120,9 +128,8 @@ class Partitioner {
     if (from == want) return -1;
     if (from != host_ && want != host_) {
       return absl::UnimplementedError(absl::StrCat("'", out.node->name(), ":", out.index,
-                                                   "' would be copied from ", from->name(),
-                                                   " to ", want->name(),
-                                                   "; a model runs on one GPU"));
+                                                   "' would be copied from ", from->name(), " to ",
+                                                   want->name(), "; a model runs on one GPU"));
     }
     const auto key = std::make_tuple(out.node->id(), out.index, want);
     auto [it, inserted] = copies_.try_emplace(key, static_cast<int>(plan_.copies.size()));
@@ -132,7 +139,8 @@ class Partitioner {
 
   Device* host_;
   const KernelRegistry& kernels_;
-  const absl::flat_hash_set<std::pair<int, int>>& fed_;
+  const absl::flat_hash_map<std::pair<int, int>, Device*>& fed_;
+  const std::vector<Device*>& fetch_devices_;
   ExecutionPlan& plan_;
   absl::flat_hash_map<int, Device*> device_of_;
   absl::flat_hash_map<std::tuple<int, int, Device*>, int> copies_;
@@ -146,11 +154,17 @@ absl::StatusOr<ExecutionPlan> BuildExecutionPlan(const Graph& graph, const Devic
   const KernelRegistry& kernels = registry != nullptr ? *registry : KernelRegistry::Global();
   if (devices.host() == nullptr) return absl::InternalError("a device set needs a CPU");
   ExecutionPlan plan;
-  absl::flat_hash_set<std::pair<int, int>> fed;
-  for (const std::string& name : signature.feeds) {
-    GS_ASSIGN_OR_RETURN(NodeOut out, graph.FindOutput(name));
+  // Fed outputs, with the memory each is in.
+  absl::flat_hash_map<std::pair<int, int>, Device*> fed;
+  for (size_t i = 0; i < signature.feeds.size(); ++i) {
+    GS_ASSIGN_OR_RETURN(NodeOut out, graph.FindOutput(signature.feeds[i]));
+    Device* device = i < signature.feed_devices.size() && signature.feed_devices[i] != nullptr
+                         ? signature.feed_devices[i]
+                         : devices.host();
+    if (device->type() == kDeviceCpu) device = devices.host();
     plan.feeds.push_back(out);
-    fed.insert({out.node->id(), out.index});
+    plan.feed_devices.push_back(device);
+    fed.emplace(std::make_pair(out.node->id(), out.index), device);
   }
   std::vector<const Node*> stack;
   for (const std::string& name : signature.fetches) {
@@ -203,7 +217,7 @@ absl::StatusOr<ExecutionPlan> BuildExecutionPlan(const Graph& graph, const Devic
   for (const auto& [what, n] : fallbacks) plan.fallbacks.push_back(absl::StrCat(what, " x", n));
 
   // Partition: copies between memories (Note [Copy nodes]).
-  GS_RETURN_IF_ERROR(Partitioner(devices, kernels, fed, plan).Run());
+  GS_RETURN_IF_ERROR(Partitioner(devices, kernels, fed, signature.fetch_devices, plan).Run());
   return plan;
 }
 

@@ -35,6 +35,14 @@ struct RunSignature {
   std::vector<std::string> feeds;    // "node:port"
   std::vector<std::string> fetches;  // "node:port"
   std::vector<std::string> targets;  // node names, run for their effects
+  // Where each feed lives and where each fetch is wanted (TensorFlow's
+  // CallableOptions feed_devices/fetch_devices), same order as feeds and
+  // fetches; empty, or nullptr entries: host memory. A fetch wanted on a
+  // device whose memory already holds it is not copied, so a tensor one run
+  // leaves on a GPU (a gradient) can be fed to the next without crossing to
+  // the host.
+  std::vector<Device*> feed_devices;
+  std::vector<Device*> fetch_devices;
 };
 
 // Note [Copy nodes]: the partitioner (TensorFlow's Send/Recv pairs, within
@@ -43,12 +51,13 @@ struct RunSignature {
 // memory, except the outputs its kernel writes on the host (KernelDef::
 // host_memory_outputs: Shape, resource handles); a node wants its inputs in
 // its device's memory, except its host-memory inputs (axes, shapes). Fed
-// tensors are host tensors, and fetches are returned in host memory. A copy
+// tensors are in host memory and fetches are returned there, unless the
+// signature says otherwise (RunSignature::feed_devices, fetch_devices). A copy
 // runs as a node of its own (the executor schedules it like any other), and
 // one copy serves every consumer that wants the same tensor in the same
 // memory.
 struct CopyStep {
-  NodeOut src;  // the producing output (or a fed one)
+  NodeOut src;   // the producing output (or a fed one)
   Device* from;  // whose memory holds it (the host CPU for host memory)
   Device* to;    // whose memory it is copied into
 };
@@ -58,13 +67,18 @@ struct ExecutionPlan {
   std::vector<const Node*> nodes;
   // Device of each node in `nodes` (same index).
   std::vector<Device*> devices;
-  std::vector<NodeOut> feeds;    // same order as RunSignature::feeds
+  std::vector<NodeOut> feeds;  // same order as RunSignature::feeds
+  // Whose memory each feed is in (the host CPU for host memory).
+  std::vector<Device*> feed_devices;
   std::vector<NodeOut> fetches;  // same order as RunSignature::fetches
   std::vector<CopyStep> copies;
   // input_copies[i][j]: the copy that feeds input j of nodes[i], or -1.
   std::vector<std::vector<int>> input_copies;
-  // fetch_copies[k]: the copy that brings fetch k to the host, or -1.
+  // fetch_copies[k]: the copy that brings fetch k to the host (or to its
+  // fetch device), or -1.
   std::vector<int> fetch_copies;
+  // Whose memory each fetch is returned in (the host CPU for host memory).
+  std::vector<Device*> fetch_devices;
   // Nodes placed on the host CPU though the default device is another one,
   // because they have no kernel there: one line per op and dtype with a count,
   // e.g. "Pack (int32) x2".

@@ -39,13 +39,36 @@ absl::StatusOr<std::unique_ptr<Session>> Session::Create(std::unique_ptr<Graph> 
 
 absl::StatusOr<std::shared_ptr<const Executor>> Session::GetExecutor(
     const FeedList& feeds, const std::vector<std::string>& fetches,
-    const std::vector<std::string>& targets) {
+    const std::vector<std::string>& targets, const std::vector<std::string>& fetch_devices) {
+  // Feeds outside host memory and fetches wanted on a device (RunSignature::
+  // feed_devices, fetch_devices) are part of the plan, so of the key.
+  std::vector<Device*> feed_on(feeds.size(), nullptr), fetch_on(fetches.size(), nullptr);
   std::string key;
-  for (const auto& [name, t] : feeds) absl::StrAppend(&key, name, ",");
+  for (size_t i = 0; i < feeds.size(); ++i) {
+    const auto& [name, t] = feeds[i];
+    absl::StrAppend(&key, name, ",");
+    if (t.host_accessible()) continue;
+    feed_on[i] = devices_.Find(t.device());
+    if (feed_on[i] == nullptr) {
+      return absl::InvalidArgumentError(absl::StrCat("feed '", name, "' is on ", t.device(),
+                                                     ", which this session does not use"));
+    }
+    absl::StrAppend(&key, "@", t.device(), ",");
+  }
   key += "|";
   for (const auto& name : fetches) absl::StrAppend(&key, name, ",");
   key += "|";
   for (const auto& name : targets) absl::StrAppend(&key, name, ",");
+  key += "|";
+  GS_CHECK_ARG(fetch_devices.size() <= fetches.size(), fetch_devices.size(), " fetch devices for ",
+               fetches.size(), " fetches");
+  for (size_t k = 0; k < fetch_devices.size(); ++k) {
+    if (fetch_devices[k].empty()) continue;
+    fetch_on[k] = devices_.Find(fetch_devices[k]);
+    GS_CHECK_ARG(fetch_on[k] != nullptr, "fetch '", fetches[k], "' is wanted on ", fetch_devices[k],
+                 ", which this session does not use");
+    absl::StrAppend(&key, k, "@", fetch_devices[k], ",");
+  }
 
   const CachedExecutor* cached = nullptr;
   {
@@ -54,7 +77,8 @@ absl::StatusOr<std::shared_ptr<const Executor>> Session::GetExecutor(
     if (it != executors_.end()) cached = &it->second;
   }
   if (cached == nullptr) {
-    RunSignature sig{.fetches = fetches, .targets = targets};
+    RunSignature sig{
+        .fetches = fetches, .targets = targets, .feed_devices = feed_on, .fetch_devices = fetch_on};
     for (const auto& [name, t] : feeds) sig.feeds.push_back(name);
     GS_ASSIGN_OR_RETURN(ExecutionPlan plan, BuildExecutionPlan(*graph_, devices_, sig));
     if (on_placement_) on_placement_(sig, plan);
@@ -71,10 +95,6 @@ absl::StatusOr<std::shared_ptr<const Executor>> Session::GetExecutor(
   for (size_t i = 0; i < feeds.size(); ++i) {
     const NodeOut& out = cached->feeds[i];
     const Tensor& t = feeds[i].second;
-    if (!t.host_accessible()) {
-      return absl::InvalidArgumentError(absl::StrCat("feed '", feeds[i].first, "' is on ",
-                                                     t.device(), "; feeds are host tensors"));
-    }
     if (t.dtype() != out.node->output_type(out.index)) {
       return absl::InvalidArgumentError(
           absl::StrCat("feed '", feeds[i].first, "' is ", DTypeName(t.dtype()),
@@ -99,7 +119,7 @@ absl::Status Session::Run(const FeedList& feeds, const std::vector<std::string>&
                           const std::vector<std::string>& targets, std::vector<Tensor>* outputs,
                           const RunOptions& options, RunMetadata* metadata) {
   GS_ASSIGN_OR_RETURN(std::shared_ptr<const Executor> executor,
-                      GetExecutor(feeds, fetches, targets));
+                      GetExecutor(feeds, fetches, targets, options.fetch_devices));
   std::vector<Tensor> feed_values;
   feed_values.reserve(feeds.size());
   for (const auto& [name, t] : feeds) feed_values.push_back(t);

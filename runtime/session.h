@@ -51,9 +51,11 @@ class Session {
   ~Session();
 
   // Feeds name outputs ("x:0" or "x"); fetches likewise; targets name nodes run
-  // for their effect. Errors: NotFound for unknown names, InvalidArgument for a
-  // feed of the wrong dtype or an incompatible shape, and any kernel error
-  // prefixed with its node's name.
+  // for their effect. Feeds are host tensors, or tensors in the memory of one
+  // of the session's devices (a fetch a run left there: RunOptions::
+  // fetch_devices). Errors: NotFound for unknown names, InvalidArgument for a
+  // feed of the wrong dtype, an incompatible shape or on a device the session
+  // does not have, and any kernel error prefixed with its node's name.
   absl::Status Run(const FeedList& feeds, const std::vector<std::string>& fetches,
                    const std::vector<std::string>& targets, std::vector<Tensor>* outputs);
   // The same, as a device graph when options ask for one (Note [Device
@@ -72,7 +74,8 @@ class Session {
   Session() = default;
   absl::StatusOr<std::shared_ptr<const Executor>> GetExecutor(
       const FeedList& feeds, const std::vector<std::string>& fetches,
-      const std::vector<std::string>& targets) ABSL_LOCKS_EXCLUDED(mu_);
+      const std::vector<std::string>& targets, const std::vector<std::string>& fetch_devices)
+      ABSL_LOCKS_EXCLUDED(mu_);
 
   std::unique_ptr<Graph> graph_;
   DeviceSet devices_;

@@ -38,11 +38,16 @@ absl::Status InitializeState(SavedModelBundle& bundle, const TrainGraph& train) 
 // The value of a floating scalar (loss, norm).
 double ScalarAsDouble(const Tensor& t) {
   switch (t.dtype()) {
-    case DType::kDouble: return t.data<double>()[0];
-    case DType::kFloat: return t.data<float>()[0];
-    case DType::kHalf: return static_cast<float>(t.data<half>()[0]);
-    case DType::kBFloat16: return static_cast<float>(t.data<bfloat16>()[0]);
-    default: return std::nan("");
+    case DType::kDouble:
+      return t.data<double>()[0];
+    case DType::kFloat:
+      return t.data<float>()[0];
+    case DType::kHalf:
+      return static_cast<float>(t.data<half>()[0]);
+    case DType::kBFloat16:
+      return static_cast<float>(t.data<bfloat16>()[0]);
+    default:
+      return std::nan("");
   }
 }
 
@@ -141,8 +146,17 @@ absl::StatusOr<StepResult> Trainer::Step(const std::map<std::string, Tensor>& in
 absl::StatusOr<PendingStep> Trainer::ComputeStep(const std::map<std::string, Tensor>& inputs) {
   std::vector<std::string> keys = {kLossOutputKey, kGlobalNormKey};
   keys.insert(keys.end(), gradient_keys_.begin(), gradient_keys_.end());
-  GS_ASSIGN_OR_RETURN(auto outputs, RunSignatureDef(*bundle_.session, step_signature_,
-                                                    kTrainSignatureKey, inputs, keys));
+  // The gradients stay where they were computed (a GPU's memory) until
+  // ApplyStep feeds them back; only the loss and the norm come to the host.
+  RunOptions options;
+  const Device* device = bundle_.session->devices().default_device();
+  if (device->type() != kDeviceCpu) {
+    options.fetch_devices.assign(keys.size(), device->name());
+    options.fetch_devices[0] = options.fetch_devices[1] = "";
+  }
+  GS_ASSIGN_OR_RETURN(auto outputs,
+                      RunSignatureDef(*bundle_.session, step_signature_, kTrainSignatureKey, inputs,
+                                      keys, /*targets=*/{}, options));
   PendingStep pending;
   pending.loss = ScalarAsDouble(outputs.at(kLossOutputKey));
   pending.global_norm = ScalarAsDouble(outputs.at(kGlobalNormKey));

@@ -43,7 +43,9 @@ struct StepResult {
 struct PendingStep {
   double loss = 0;
   double global_norm = 0;
-  FeedList gradients;  // gradient tensor name -> value, one per reached variable
+  // Gradient tensor name -> value, one per reached variable; in the memory of
+  // the session's default device (a GPU's: no round trip through the host).
+  FeedList gradients;
   bool finite() const;  // loss and global_norm are finite
 };
 
@@ -105,7 +107,7 @@ class Trainer {
   SavedModelBundle bundle_;
   TrainGraph train_;
   const SignatureDef* signature_ = nullptr;  // in bundle_.meta
-  SignatureDef step_signature_;  // *signature_ plus output "global_norm"
+  SignatureDef step_signature_;              // *signature_ plus output "global_norm"
   std::string feature_key_, label_key_;      // when there is exactly one of each
   std::vector<std::string> gradient_keys_;   // step_signature_ outputs, "gradient/<i>"
   std::map<std::string, int64_t> label_classes_;

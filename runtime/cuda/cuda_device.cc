@@ -81,7 +81,14 @@ class PinnedPool final : public Allocator {
       }
     }
     void* p = nullptr;
-    if (cudaHostAlloc(&p, size_t{1} << cls, cudaHostAllocPortable) != cudaSuccess) {
+    // A capturing thread (a fetch's host buffer: Note [Device graphs]) may
+    // not make calls that can synchronize; relaxed mode lets this one through
+    // without breaking the capture, as it touches no captured stream.
+    cudaStreamCaptureMode mode = cudaStreamCaptureModeRelaxed;
+    cudaThreadExchangeStreamCaptureMode(&mode);
+    const cudaError_t e = cudaHostAlloc(&p, size_t{1} << cls, cudaHostAllocPortable);
+    cudaThreadExchangeStreamCaptureMode(&mode);
+    if (e != cudaSuccess) {
       cudaGetLastError();
       return nullptr;
     }

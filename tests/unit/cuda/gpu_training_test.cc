@@ -139,6 +139,36 @@ TEST_P(GpuTrainingTest, GradientsMatchTheCpuAndFiniteDifferences) {
   EXPECT_NEAR(symbolic, numeric, 2e-3 * std::max(1.0, std::abs(numeric)));
 }
 
+// The server's split step (ComputeStep, then ApplyStep): the gradients stay
+// in GPU memory between the two runs, and the result is Step's on the CPU.
+TEST_P(GpuTrainingTest, TheSplitStepKeepsGradientsOnTheGpu) {
+  SKIP_WITHOUT_GPU();
+  std::unique_ptr<Trainer> cpu = Load(GetParam(), false), gpu = Load(GetParam(), true);
+  ASSERT_TRUE(cpu && gpu);
+  const auto batch = Batch(*cpu, 32);
+  for (int step = 0; step < 3; ++step) {
+    auto pending = gpu->ComputeStep(batch);
+    ASSERT_TRUE(pending.ok()) << pending.status();
+    for (const auto& [name, g] : pending->gradients) EXPECT_EQ(g.device(), "cuda:0") << name;
+    ASSERT_TRUE(gpu->ApplyStep(*pending).ok());
+    ASSERT_TRUE(cpu->Step(batch).ok());
+  }
+  auto want = cpu->StateTensors();
+  auto got = gpu->StateTensors();
+  ASSERT_TRUE(want.ok() && got.ok());
+  ASSERT_EQ(got->size(), want->size());
+  for (size_t i = 0; i < want->size(); ++i) {
+    const auto& [name, w] = (*want)[i];
+    const Tensor g = OnHost((*got)[i].second);
+    if (w.dtype() != DType::kFloat) continue;
+    const double scale = std::max(MaxAbs(w), 1e-3);
+    const RefTensor gr = FromTensor(g), wr = FromTensor(w);
+    for (int64_t j = 0; j < wr.size(); ++j) {
+      ASSERT_NEAR(gr.v[j], wr.v[j], 1e-4 * scale) << name << " element " << j;
+    }
+  }
+}
+
 TEST_P(GpuTrainingTest, TrainingReachesTheCpusAccuracy) {
   SKIP_WITHOUT_GPU();
   std::unique_ptr<Trainer> cpu = Load(GetParam(), false), gpu = Load(GetParam(), true);

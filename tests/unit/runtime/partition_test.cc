@@ -78,8 +78,8 @@ class AccBinary final : public OpKernel {
     GS_CHECK_ARG(a.shape() == b.shape(), "shapes differ");
     Tensor* out = ctx.allocate_output(0, a.shape(), DType::kFloat);
     for (int64_t i = 0; i < a.num_elements(); ++i) {
-      out->data<float>()[i] = mul_ ? a.data<float>()[i] * b.data<float>()[i]
-                                   : a.data<float>()[i] + b.data<float>()[i];
+      out->data<float>()[i] =
+          mul_ ? a.data<float>()[i] * b.data<float>()[i] : a.data<float>()[i] + b.data<float>()[i];
     }
     return absl::OkStatus();
   }
@@ -134,16 +134,20 @@ const KernelRegistry& Kernels() {
     auto make = [](auto k) -> KernelFactory { return k; };
     add("AddV2", make([](const Node& n) -> absl::StatusOr<std::unique_ptr<OpKernel>> {
           return std::unique_ptr<OpKernel>(new AccBinary(n, false));
-        }), "T", {});
+        }),
+        "T", {});
     add("Mul", make([](const Node& n) -> absl::StatusOr<std::unique_ptr<OpKernel>> {
           return std::unique_ptr<OpKernel>(new AccBinary(n, true));
-        }), "T", {});
+        }),
+        "T", {});
     add("Reshape", make([](const Node& n) -> absl::StatusOr<std::unique_ptr<OpKernel>> {
           return std::unique_ptr<OpKernel>(new AccReshape(n));
-        }), "T", {.inputs = {1}});
+        }),
+        "T", {.inputs = {1}});
     add("Shape", make([](const Node& n) -> absl::StatusOr<std::unique_ptr<OpKernel>> {
           return std::unique_ptr<OpKernel>(new AccShape(n));
-        }), "T", {.outputs = {0}});
+        }),
+        "T", {.outputs = {0}});
     return r;
   }();
   return *r;
@@ -189,8 +193,8 @@ TEST(PartitionTest, CopiesWhereMemoriesDifferAndOnlyThere) {
   ASSERT_TRUE(s.ok()) << s.status();
   AccSet set = AccFirst();
 
-  auto plan = BuildExecutionPlan(g, set.devices, {.feeds = {"x:0"}, .fetches = {"y:0", "shape_of:0"}},
-                                 &Kernels());
+  auto plan = BuildExecutionPlan(g, set.devices,
+                                 {.feeds = {"x:0"}, .fetches = {"y:0", "shape_of:0"}}, &Kernels());
   ASSERT_TRUE(plan.ok()) << plan.status();
   std::map<std::string, std::string> where;
   for (size_t i = 0; i < plan->nodes.size(); ++i) {
@@ -230,6 +234,61 @@ TEST(PartitionTest, CopiesWhereMemoriesDifferAndOnlyThere) {
   EXPECT_EQ(set.acc->copies_out.load(), 2);
 }
 
+// Feeds already in the accelerator's memory and fetches left there
+// (RunSignature::feed_devices, fetch_devices; the trainer's split step):
+// x fed on acc:0 -> a = x * x (acc, no copy in) -> fetched on acc:0 (no copy
+// out) and relu = Relu(a) (CPU: one copy out) fetched on the host; x is also
+// read on the host by neg = Neg(x) (one copy out of the fed tensor). The
+// tensor left on acc:0 is then fed to a second run as it is.
+TEST(PartitionTest, FeedsAndFetchesInDeviceMemoryAreNotCopied) {
+  Graph g;
+  Scope s(&g);
+  Output x = ops::Placeholder(s.WithName("x"), DType::kFloat, Shape{4});
+  Output a = ops::Mul(s.WithName("a"), x, x);
+  ops::Relu(s.WithName("relu"), a);
+  ops::Neg(s.WithName("neg"), x);
+  ASSERT_TRUE(s.ok()) << s.status();
+  AccSet set = AccFirst();
+  auto plan = BuildExecutionPlan(g, set.devices,
+                                 {.feeds = {"x:0"},
+                                  .fetches = {"a:0", "relu:0", "neg:0"},
+                                  .feed_devices = {set.acc},
+                                  .fetch_devices = {set.acc, nullptr, nullptr}},
+                                 &Kernels());
+  ASSERT_TRUE(plan.ok()) << plan.status();
+  std::vector<std::string> copies;
+  for (const CopyStep& c : plan->copies) {
+    copies.push_back(absl::StrCat(c.src.node->name(), ":", c.src.index, " ", c.from->name(), "->",
+                                  c.to->name()));
+  }
+  EXPECT_THAT(copies, ::testing::UnorderedElementsAre("a:0 acc:0->cpu:0", "x:0 acc:0->cpu:0"));
+  EXPECT_EQ(plan->fetch_copies[0], -1);
+  EXPECT_THAT(plan->fetch_devices, ElementsAre(set.acc, set.devices.host(), set.devices.host()));
+
+  ResourceMgr resources;
+  auto ex = Executor::Create(*plan, {.resources = &resources, .kernels = &Kernels()});
+  ASSERT_TRUE(ex.ok()) << ex.status();
+  auto on_acc = set.acc->CopyFromHost(Floats({-1, 2, -3, 4}, Shape{4}));
+  ASSERT_TRUE(on_acc.ok());
+  std::vector<Tensor> out;
+  ASSERT_TRUE((*ex)->Run({*on_acc}, &out).ok());
+  ASSERT_EQ(out.size(), 3u);
+  EXPECT_EQ(out[0].device(), "acc:0");
+  EXPECT_TRUE(out[1].host_accessible());
+  EXPECT_THAT(Values(out[2]), ElementsAre(1, -2, 3, -4));
+  EXPECT_EQ(set.acc->copies_out.load(), 2);  // a for relu, x for neg; not the fetch of a
+
+  // The fetch left on acc:0 is the next run's feed, still without a copy in.
+  const int copies_in = set.acc->copies_in.load();
+  ASSERT_TRUE((*ex)->Run({out[0]}, &out).ok());
+  EXPECT_EQ(set.acc->copies_in.load(), copies_in);
+  auto back = set.acc->CopyToHost(out[0]);
+  ASSERT_TRUE(back.ok());
+  EXPECT_THAT(Values(*back), ElementsAre(1, 16, 81, 256));  // (x^2)^2
+  EXPECT_THAT(Values(out[1]), ElementsAre(1, 16, 81, 256));
+  EXPECT_THAT(Values(out[2]), ElementsAre(-1, -4, -9, -16));
+}
+
 // The executor's wiring around copies: a fed placeholder that is also a
 // control input (the feed meets it; the placeholder does not run) and is
 // fetched as fed; one copy read twice by one node; a control edge from an
@@ -244,8 +303,8 @@ TEST(PartitionTest, FeedsFetchesControlEdgesAndRepeatedReads) {
   ops::AddV2(s.WithName("y"), a, a);
   ASSERT_TRUE(s.ok()) << s.status();
   AccSet set = AccFirst();
-  auto plan = BuildExecutionPlan(
-      g, set.devices, {.feeds = {"x:0"}, .fetches = {"x:0", "y:0", "b:0"}}, &Kernels());
+  auto plan = BuildExecutionPlan(g, set.devices,
+                                 {.feeds = {"x:0"}, .fetches = {"x:0", "y:0", "b:0"}}, &Kernels());
   ASSERT_TRUE(plan.ok()) << plan.status();
   for (const Node* n : plan->nodes) EXPECT_NE(n->name(), "x");
   std::vector<std::string> copies;
@@ -269,7 +328,7 @@ TEST(PartitionTest, FeedsFetchesControlEdgesAndRepeatedReads) {
     ASSERT_TRUE(st.ok()) << st;
     ASSERT_EQ(out.size(), 3u);
     EXPECT_TRUE(out[0].SharesBufferWith(feed));
-    EXPECT_THAT(Values(feed), ElementsAre(-1, 2));  // not written by Relu
+    EXPECT_THAT(Values(feed), ElementsAre(-1, 2));   // not written by Relu
     EXPECT_THAT(Values(out[1]), ElementsAre(2, 8));  // y = 2 * x * x
     EXPECT_THAT(Values(out[2]), ElementsAre(0, 2));  // b = relu(x)
   }
@@ -299,8 +358,8 @@ TEST(PartitionTest, AFailingCopyNamesTheTensorAndDevices) {
   ops::AddV2(s.WithName("a"), x, x);
   ASSERT_TRUE(s.ok());
   AccSet set = AccFirst();
-  auto plan = BuildExecutionPlan(g, set.devices, {.feeds = {"x:0"}, .fetches = {"a:0"}},
-                                 &Kernels());
+  auto plan =
+      BuildExecutionPlan(g, set.devices, {.feeds = {"x:0"}, .fetches = {"a:0"}}, &Kernels());
   ASSERT_TRUE(plan.ok()) << plan.status();
   ResourceMgr resources;
   auto ex = Executor::Create(*plan, {.resources = &resources, .kernels = &Kernels()});
