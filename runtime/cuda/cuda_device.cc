@@ -303,19 +303,15 @@ absl::StatusOr<Tensor> CudaDevice::CopyFromHost(const Tensor& src) {
   GS_ASSIGN_OR_RETURN(Tensor out, NewTensor(&allocator_, src, name()));
   const size_t bytes = src.bytes();
   if (bytes == 0) return out;
-  if (Capturing()) {
-    // The graph copies from this buffer at every launch; its owner (the
-    // executor's graph entry) keeps it. Only pinned memory is copied by DMA.
-    GS_CHECK_ARG(src.allocator() == PinnedHostAllocator(),
-                 "a graph capture copies to the device from pinned memory only");
-    GS_RETURN_IF_ERROR(CudaError(cudaMemcpyAsync(out.raw_data(), src.raw_data(), bytes,
-                                                 cudaMemcpyHostToDevice, capture_stream_),
-                                 absl::StrCat(name(), ": record a copy to the device")));
-    return out;
-  }
+  // While capturing, the graph copies from this buffer at every launch and its
+  // owner (the executor's graph entry) keeps it; only pinned memory is DMA.
+  const bool capturing = Capturing();
+  GS_CHECK_ARG(!capturing || src.allocator() == PinnedHostAllocator(),
+               "a graph capture copies to the device from pinned memory only");
   GS_RETURN_IF_ERROR(CudaError(
-      cudaMemcpyAsync(out.raw_data(), src.raw_data(), bytes, cudaMemcpyHostToDevice, stream_),
-      absl::StrCat(name(), ": copy to the device")));
+      cudaMemcpyAsync(out.raw_data(), src.raw_data(), bytes, cudaMemcpyHostToDevice, stream()),
+      absl::StrCat(name(), capturing ? ": record a copy to the device" : ": copy to the device")));
+  if (capturing) return out;
   if (src.allocator() == PinnedHostAllocator()) {
     // The DMA reads `src` after this returns: keep its buffer until then.
     auto* keep = new Tensor(src);

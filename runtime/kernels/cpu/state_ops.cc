@@ -1,10 +1,9 @@
 // CPU kernels for resource variables (graph/ops/state_ops.cc), and the
 // device-neutral ones of runtime/kernels/state_kernels.h.
-#include "runtime/kernels/state_kernels.h"
-
 #include "absl/strings/str_cat.h"
 #include "graph/status.h"
 #include "runtime/kernels/cpu/cwise.h"
+#include "runtime/kernels/state_kernels.h"
 
 namespace gradserve {
 
@@ -52,6 +51,57 @@ absl::Status UninitializedVariableError(const OpKernel& k) {
       "' was read before it was initialized (restore a checkpoint or run its initializer)"));
 }
 
+absl::Status EnsureOnDevice(Var& var, Device& device) {
+  {
+    // Unset: the caller says so. The snapshot is dropped before Update, which
+    // would otherwise copy the host value (copy-on-write) before the move.
+    absl::StatusOr<Tensor> now = var.Read();
+    if (!now.ok() || now->device() == device.name()) return absl::OkStatus();
+  }
+  // Under the variable's lock, so a concurrent update is neither lost nor raced.
+  return var.Update([&device](Tensor& value) -> absl::Status {
+    if (value.device() == device.name()) return absl::OkStatus();
+    if (device.Capturing()) {
+      return absl::FailedPreconditionError(absl::StrCat("the variable is on ", value.device(),
+                                                        "; a graph capture cannot move it to ",
+                                                        device.name()));
+    }
+    GS_CHECK_ARG(value.host_accessible(), "the variable is on ", value.device(), ", not on ",
+                 device.name(), " or the host");
+    GS_ASSIGN_OR_RETURN(value, device.CopyFromHost(value));
+    return absl::OkStatus();
+  });
+}
+
+absl::Status DeviceReadVariableOpKernel::Compute(OpKernelContext& ctx) const {
+  GS_ASSIGN_OR_RETURN(Var * var, VarFromHandle(ctx.input(0)));
+  if (!var->initialized()) return UninitializedVariableError(*this);
+  GS_RETURN_IF_ERROR(EnsureOnDevice(*var, *ctx.device()));
+  GS_ASSIGN_OR_RETURN(Tensor value, var->Read());
+  if (value.device() != ctx.device()->name()) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("variable '", node().input(0).node->name(), "' is on ", value.device(),
+                     ", not on ", ctx.device()->name(), " (assigned concurrently)"));
+  }
+  ctx.set_output(0, std::move(value));
+  return absl::OkStatus();
+}
+
+absl::Status DeviceConstKernel::Compute(OpKernelContext& ctx) const {
+  absl::MutexLock lock(&mu_);
+  if (!on_device_.initialized() || on_device_.device() != ctx.device()->name()) {
+    const Tensor* value = node().constant_value();
+    GS_CHECK_ARG(value != nullptr, name(), ": Const without a value");
+    if (ctx.device()->Capturing()) {
+      return absl::FailedPreconditionError(
+          "the constant is not on the device yet; a graph capture cannot copy it there");
+    }
+    GS_ASSIGN_OR_RETURN(on_device_, ctx.device()->CopyFromHost(*value));
+  }
+  ctx.set_output(0, on_device_);
+  return absl::OkStatus();
+}
+
 namespace {
 
 class ReadVariableOpKernel final : public OpKernel {
@@ -93,10 +143,9 @@ class AssignUpdateKernel final : public OpKernel {
         GS_ASSIGN_OR_RETURN(value, value.OnHost());
       }
       if (value.shape() != delta.shape()) {
-        return absl::InvalidArgumentError(absl::StrCat("update of shape ",
-                                                       delta.shape().DebugString(),
-                                                       " for a variable of shape ",
-                                                       value.shape().DebugString()));
+        return absl::InvalidArgumentError(
+            absl::StrCat("update of shape ", delta.shape().DebugString(),
+                         " for a variable of shape ", value.shape().DebugString()));
       }
       if constexpr (kSign > 0) {
         value.flat<T>().device(EigenCpu(ctx)) += delta.flat<T>();
@@ -107,8 +156,10 @@ class AssignUpdateKernel final : public OpKernel {
     });
   }
 };
-template <typename T> using AssignAddKernel = AssignUpdateKernel<T, 1>;
-template <typename T> using AssignSubKernel = AssignUpdateKernel<T, -1>;
+template <typename T>
+using AssignAddKernel = AssignUpdateKernel<T, 1>;
+template <typename T>
+using AssignSubKernel = AssignUpdateKernel<T, -1>;
 
 }  // namespace
 
@@ -118,8 +169,10 @@ absl::Status RegisterCpuStateKernels(KernelRegistry& r) {
   GS_RETURN_IF_ERROR(RegisterUntyped<AssignVariableOpKernel>(r, "AssignVariableOp"));
   GS_RETURN_IF_ERROR(RegisterUntyped<VarIsInitializedOpKernel>(r, "VarIsInitializedOp"));
   using Types = TypeList<float, double, half, bfloat16, int32_t, int64_t>;
-  GS_RETURN_IF_ERROR(RegisterKernelClass<AssignAddKernel>(r, "AssignAddVariableOp", Types{}, "dtype"));
-  GS_RETURN_IF_ERROR(RegisterKernelClass<AssignSubKernel>(r, "AssignSubVariableOp", Types{}, "dtype"));
+  GS_RETURN_IF_ERROR(
+      RegisterKernelClass<AssignAddKernel>(r, "AssignAddVariableOp", Types{}, "dtype"));
+  GS_RETURN_IF_ERROR(
+      RegisterKernelClass<AssignSubKernel>(r, "AssignSubVariableOp", Types{}, "dtype"));
   return absl::OkStatus();
 }
 

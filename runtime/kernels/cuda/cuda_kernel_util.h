@@ -43,12 +43,6 @@ inline absl::Status CheckOnDevice(const OpKernel& k, OpKernelContext& ctx,
   return absl::OkStatus();
 }
 
-// Moves `var`'s value to `gpu` when it is in host memory (a variable
-// restored from a checkpoint or assigned on the CPU), so a kernel may then
-// update it in place with Var::Update. Variables live on the device that uses
-// them; after the first use on the GPU this is a check only.
-absl::Status EnsureOnDevice(Var& var, CudaDevice& gpu);
-
 // Internal error naming the node when a launch failed.
 inline absl::Status LaunchStatus(const OpKernel& k, cudaError_t error) {
   return CudaError(error, k.name());

@@ -16,6 +16,7 @@
 #include "runtime/kernels/cuda/cuda_kernel_util.h"
 #include "runtime/kernels/cuda/optimizer_kernels.h"
 #include "runtime/kernels/optimizer_util.h"
+#include "runtime/kernels/state_kernels.h"
 #include "runtime/resource.h"
 
 namespace gradserve {

@@ -3,39 +3,15 @@
 // moves there on first use (EnsureOnDevice) and stays; its handle is host
 // metadata (VarHandleOp's output and every handle input are host memory), so
 // VarHandleOp, VarIsInitializedOp and NoOp are the CPU's device-neutral
-// kernels (runtime/kernels/state_kernels.h).
-#include "absl/base/thread_annotations.h"
+// kernels (runtime/kernels/state_kernels.h), and so are ReadVariableOp and
+// Const (DeviceReadVariableOpKernel, DeviceConstKernel).
 #include "absl/strings/str_cat.h"
-#include "absl/synchronization/mutex.h"
 #include "graph/status.h"
 #include "runtime/kernels/cuda/cuda_kernel_util.h"
 #include "runtime/kernels/cuda/state_kernels.h"
 #include "runtime/kernels/state_kernels.h"
 
 namespace gradserve {
-
-absl::Status EnsureOnDevice(Var& var, CudaDevice& gpu) {
-  {
-    // Unset: the caller says so. The snapshot is dropped before Update, which
-    // would otherwise copy the host value (copy-on-write) before the move.
-    absl::StatusOr<Tensor> now = var.Read();
-    if (!now.ok() || now->device() == gpu.name()) return absl::OkStatus();
-  }
-  // Under the variable's lock, so a concurrent update is neither lost nor raced.
-  return var.Update([&gpu](Tensor& value) -> absl::Status {
-    if (value.device() == gpu.name()) return absl::OkStatus();
-    // A graph's memory is gone after the capture (Note [Device graphs]).
-    if (gpu.Capturing()) {
-      return absl::FailedPreconditionError(absl::StrCat("the variable is on ", value.device(),
-                                                        "; a graph capture cannot move it to ",
-                                                        gpu.name()));
-    }
-    GS_CHECK_ARG(value.host_accessible(), "the variable is on ", value.device(), ", not on ",
-                 gpu.name(), " or the host");
-    GS_ASSIGN_OR_RETURN(value, gpu.CopyFromHost(value));
-    return absl::OkStatus();
-  });
-}
 
 namespace {
 
@@ -58,19 +34,6 @@ absl::Status OnThisGpu(const OpKernel& k, OpKernelContext& ctx, const Tensor& va
       absl::StrCat("variable '", k.node().input(0).node->name(), "' is on ", value.device(),
                    ", not on ", ctx.device()->name(), " (assigned concurrently)"));
 }
-
-class ReadVariableOpKernel final : public OpKernel {
- public:
-  using OpKernel::OpKernel;
-  bool IsExpensive() const override { return false; }
-  absl::Status Compute(OpKernelContext& ctx) const override {
-    GS_ASSIGN_OR_RETURN(Var * var, DeviceVar(*this, ctx));
-    GS_ASSIGN_OR_RETURN(Tensor value, var->Read());
-    GS_RETURN_IF_ERROR(OnThisGpu(*this, ctx, value));
-    ctx.set_output(0, std::move(value));
-    return absl::OkStatus();
-  }
-};
 
 class AssignVariableOpKernel final : public OpKernel {
  public:
@@ -106,40 +69,14 @@ class AccumulateKernel final : public OpKernel {
   float sign_;
 };
 
-// A float constant: copied to the GPU on the first run, then shared by every
-// run (outputs are never written in place while shared).
-class ConstKernel final : public OpKernel {
- public:
-  using OpKernel::OpKernel;
-  bool IsExpensive() const override { return false; }
-  absl::Status Compute(OpKernelContext& ctx) const override {
-    absl::MutexLock lock(&mu_);
-    if (!on_device_.initialized() || on_device_.device() != ctx.device()->name()) {
-      const Tensor* value = node().constant_value();
-      GS_CHECK_ARG(value != nullptr, name(), ": Const without a value");
-      if (ctx.device()->Capturing()) {
-        return absl::FailedPreconditionError(
-            "the constant is not on the device yet; a graph capture cannot copy it there");
-      }
-      GS_ASSIGN_OR_RETURN(on_device_, Gpu(ctx).CopyFromHost(*value));
-    }
-    ctx.set_output(0, on_device_);
-    return absl::OkStatus();
-  }
-
- private:
-  mutable absl::Mutex mu_;
-  mutable Tensor on_device_ ABSL_GUARDED_BY(mu_);
-};
-
 }  // namespace
 
 absl::Status RegisterCudaStateKernels(KernelRegistry& r) {
   const HostMemory handle{.inputs = {0}};
   GS_RETURN_IF_ERROR(RegisterCuda<VarHandleOpKernel>(r, "VarHandleOp", {DType::kFloat}, "dtype",
                                                      {.outputs = {0}}));
-  GS_RETURN_IF_ERROR(
-      RegisterCuda<ReadVariableOpKernel>(r, "ReadVariableOp", {DType::kFloat}, "dtype", handle));
+  GS_RETURN_IF_ERROR(RegisterCuda<DeviceReadVariableOpKernel>(r, "ReadVariableOp", {DType::kFloat},
+                                                              "dtype", handle));
   GS_RETURN_IF_ERROR(RegisterCuda<AssignVariableOpKernel>(r, "AssignVariableOp", {DType::kFloat},
                                                           "dtype", handle));
   GS_RETURN_IF_ERROR(RegisterCuda<AccumulateKernel>(r, "AssignAddVariableOp", {DType::kFloat},
@@ -148,7 +85,7 @@ absl::Status RegisterCudaStateKernels(KernelRegistry& r) {
                                                     "dtype", handle, -1.f));
   GS_RETURN_IF_ERROR(RegisterCuda<VarIsInitializedOpKernel>(r, "VarIsInitializedOp", {}, "",
                                                             {.inputs = {0}, .outputs = {0}}));
-  GS_RETURN_IF_ERROR(RegisterCuda<ConstKernel>(r, "Const", {DType::kFloat}, "dtype", {}));
+  GS_RETURN_IF_ERROR(RegisterCuda<DeviceConstKernel>(r, "Const", {DType::kFloat}, "dtype", {}));
   return RegisterUntyped<NoOpKernel>(r, "NoOp", kDeviceCuda);
 }
 

@@ -126,6 +126,29 @@ inline std::vector<Tensor> RandomFloats(const std::vector<Shape>& shapes, double
   return out;
 }
 
+// `got` (in any memory) equals `want`: dtype and shape exactly, floating
+// values within `tolerance` relative to max(1, |want|), others exactly. The
+// failure names the first element that differs.
+inline ::testing::AssertionResult TensorsNear(const Tensor& got, const Tensor& want,
+                                              double tolerance) {
+  const Tensor back = OnHost(got);
+  if (back.dtype() != want.dtype() || back.shape() != want.shape()) {
+    return ::testing::AssertionFailure()
+           << DTypeName(back.dtype()) << back.shape().DebugString() << " where "
+           << DTypeName(want.dtype()) << want.shape().DebugString() << " was expected";
+  }
+  const RefTensor g = FromTensor(back), w = FromTensor(want);
+  const bool exact = want.dtype() != DType::kFloat && want.dtype() != DType::kDouble;
+  for (int64_t i = 0; i < w.size(); ++i) {
+    const double tol = exact ? 0 : tolerance * std::max(1.0, std::abs(w.v[i]));
+    if (!(std::abs(g.v[i] - w.v[i]) <= tol)) {
+      return ::testing::AssertionFailure() << "element " << i << ": " << g.v[i] << " where "
+                                           << w.v[i] << " was expected (tolerance " << tol << ")";
+    }
+  }
+  return ::testing::AssertionSuccess();
+}
+
 // The CUDA kernel's outputs equal the CPU kernel's (shapes exactly, values
 // within the tolerance; integer and bool outputs exactly).
 inline void ExpectGpuMatchesCpu(const GpuCase& c) {
@@ -139,15 +162,7 @@ inline void ExpectGpuMatchesCpu(const GpuCase& c) {
   ASSERT_TRUE(got.ok()) << got.status();
   ASSERT_EQ(got->size(), want->size());
   for (size_t o = 0; o < want->size(); ++o) {
-    const Tensor back = OnHost((*got)[o]);
-    ASSERT_EQ(back.shape(), (*want)[o].shape()) << "output " << o;
-    ASSERT_EQ(back.dtype(), (*want)[o].dtype()) << "output " << o;
-    const RefTensor g = FromTensor(back), w = FromTensor((*want)[o]);
-    const bool exact = back.dtype() != DType::kFloat && back.dtype() != DType::kDouble;
-    for (int64_t i = 0; i < w.size(); ++i) {
-      const double tol = exact ? 0 : c.tolerance * std::max(1.0, std::abs(w.v[i]));
-      ASSERT_NEAR(g.v[i], w.v[i], tol) << "output " << o << " element " << i;
-    }
+    ASSERT_TRUE(TensorsNear((*got)[o], (*want)[o], c.tolerance)) << "output " << o;
   }
 }
 

@@ -81,17 +81,7 @@ class GpuGraphTest : public ::testing::TestWithParam<std::string> {
                          const std::string& what) {
     ASSERT_EQ(got.size(), want.size()) << what;
     for (const auto& [key, w] : want) {
-      const Tensor& g = got.at(key);
-      ASSERT_EQ(g.shape(), w.shape()) << what << " " << key;
-      if (w.dtype() != DType::kFloat) {
-        ASSERT_EQ(std::memcmp(g.raw_data(), w.raw_data(), w.bytes()), 0) << what << " " << key;
-        continue;
-      }
-      for (int64_t i = 0; i < w.num_elements(); ++i) {
-        const double a = g.data<float>()[i], b = w.data<float>()[i];
-        ASSERT_LE(std::abs(a - b), tolerance * std::max(1.0, std::abs(b)))
-            << what << " " << key << "[" << i << "]";
-      }
+      ASSERT_TRUE(TensorsNear(got.at(key), w, tolerance)) << what << " " << key;
     }
   }
 
@@ -207,11 +197,8 @@ TEST_P(GpuGraphTest, ConcurrentReplaysAndPlainRuns) {
         const auto graphed = Serve(*gpu_, x, kGraph);
         const auto plain = Serve(*cpu_, x);
         for (const auto& [key, want] : plain) {
-          const Tensor& got = graphed.at(key);
-          if (want.dtype() != DType::kFloat) continue;
-          for (int64_t k = 0; k < want.num_elements(); ++k) {
-            const double a = got.data<float>()[k], b = want.data<float>()[k];
-            if (std::abs(a - b) > 1e-4 * std::max(1.0, std::abs(b))) ++mismatches;
+          if (want.dtype() == DType::kFloat && !TensorsNear(graphed.at(key), want, 1e-4)) {
+            ++mismatches;
           }
         }
       }

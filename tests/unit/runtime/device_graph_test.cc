@@ -12,9 +12,11 @@
 //     replay, so it must be staging memory (host_staging_allocator).
 //   - every buffer is tracked: work touching freed memory counts a fault (a
 //     GPU would read garbage), and each test ends with no fault and no buffer.
-// The kernels mirror runtime/kernels/cuda/state_ops.cc: ReadVariableOp moves
-// a variable to the device on first use and outputs its own buffer; a Const
-// is copied there on first use; neither makes such state while capturing.
+// ReadVariableOp and Const are the CUDA device's own kernels
+// (DeviceReadVariableOpKernel, DeviceConstKernel: runtime/kernels/
+// state_kernels.h): a variable moves to the device on first use and is read
+// as its own buffer; a constant is copied there on first use; neither makes
+// such state while capturing.
 #include <atomic>
 #include <cmath>
 #include <cstdio>
@@ -366,39 +368,6 @@ class AccElementwise final : public OpKernel {
   Fn fn_;
 };
 
-// ReadVariableOp: the variable's own buffer (an alias, no copy). A variable
-// not on the accelerator moves there first, under its lock (CUDA's
-// EnsureOnDevice), but not while capturing: that would be state made in a graph.
-class AccReadVariable final : public OpKernel {
- public:
-  using OpKernel::OpKernel;
-  bool IsExpensive() const override { return false; }
-  absl::Status Compute(OpKernelContext& ctx) const override {
-    GS_ASSIGN_OR_RETURN(Var * var, VarFromHandle(ctx.input(0)));
-    if (!var->initialized()) return UninitializedVariableError(*this);
-    RecordingDevice& acc = Acc(ctx);
-    const std::string& w = node().input(0).node->name();
-    if (var->Read()->device() != acc.name()) {  // (no snapshot kept: Update would copy)
-      if (acc.Capturing()) {
-        return absl::FailedPreconditionError(absl::StrCat(
-            "variable '", w, "' is not on ", acc.name(), " yet: moving it in a capture"));
-      }
-      GS_RETURN_IF_ERROR(var->Update([&acc](Tensor& value) -> absl::Status {
-        if (value.device() == acc.name()) return absl::OkStatus();  // moved meanwhile
-        GS_ASSIGN_OR_RETURN(value, acc.CopyFromHost(value));
-        return absl::OkStatus();
-      }));
-    }
-    GS_ASSIGN_OR_RETURN(Tensor value, var->Read());
-    if (value.device() != acc.name()) {
-      return absl::FailedPreconditionError(
-          absl::StrCat("variable '", w, "' is on ", value.device(), " (assigned concurrently)"));
-    }
-    ctx.set_output(0, std::move(value));
-    return absl::OkStatus();
-  }
-};
-
 class AccAssignVariable final : public OpKernel {
  public:
   using OpKernel::OpKernel;
@@ -406,33 +375,6 @@ class AccAssignVariable final : public OpKernel {
     GS_RETURN_IF_ERROR(OnAcc(ctx, 1));
     return AssignVariableFromInputs(ctx);
   }
-};
-
-// A float constant, copied to the accelerator on the first run and shared by
-// every run after (CUDA's ConstKernel); never copied while capturing.
-class AccConst final : public OpKernel {
- public:
-  using OpKernel::OpKernel;
-  bool IsExpensive() const override { return false; }
-  absl::Status Compute(OpKernelContext& ctx) const override {
-    absl::MutexLock lock(&mu_);
-    if (!on_device_.initialized()) {
-      if (ctx.device()->Capturing()) {
-        return absl::FailedPreconditionError(
-            absl::StrCat(name(), ": not on ", ctx.device()->name(),
-                         " yet: copying it there would make state in a graph capture"));
-      }
-      const Tensor* value = node().constant_value();
-      GS_CHECK_ARG(value != nullptr, name(), ": Const without a value");
-      GS_ASSIGN_OR_RETURN(on_device_, Acc(ctx).CopyFromHost(*value));
-    }
-    ctx.set_output(0, on_device_);
-    return absl::OkStatus();
-  }
-
- private:
-  mutable absl::Mutex mu_;
-  mutable Tensor on_device_ ABSL_GUARDED_BY(mu_);
 };
 
 template <typename K, typename... Args>
@@ -456,9 +398,9 @@ absl::Status RegisterAccKernels(KernelRegistry& r) {
   GS_RETURN_IF_ERROR(RegisterAcc<AccElementwise>(r, "Mul", "T", {}, Fn::kMul));
   GS_RETURN_IF_ERROR(RegisterAcc<AccElementwise>(r, "Abs", "T", {}, Fn::kSyncingAbs));
   GS_RETURN_IF_ERROR(RegisterAcc<VarHandleOpKernel>(r, "VarHandleOp", "dtype", {.outputs = {0}}));
-  GS_RETURN_IF_ERROR(RegisterAcc<AccReadVariable>(r, "ReadVariableOp", "dtype", handle));
+  GS_RETURN_IF_ERROR(RegisterAcc<DeviceReadVariableOpKernel>(r, "ReadVariableOp", "dtype", handle));
   GS_RETURN_IF_ERROR(RegisterAcc<AccAssignVariable>(r, "AssignVariableOp", "dtype", handle));
-  return RegisterAcc<AccConst>(r, "Const", "dtype", {});
+  return RegisterAcc<DeviceConstKernel>(r, "Const", "dtype", {});
 }
 
 // The CPU's kernels and the accelerator's (Neg, Square, ... only on the CPU).
